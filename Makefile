@@ -1,0 +1,48 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up .venv first.
+SHELL := bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# Set-up is redone only when pyproject.toml or the constraints change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-16)
+PIP := $(BIN)/pip install --quiet --constraint constraints.txt
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: setup demo test test-fast bench bench-quick lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing torch (CPU build) and athanor into $(VENV) ..."
+	@$(PIP) torch==2.13.0 2> >(grep -v "is ignored: it is neither" >&2)
+	@$(PIP) -e '.[dev]' 2> >(grep -v "is ignored: it is neither" >&2)
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/athanor sim validate lab_configs/sim_lab.yaml
+
+# pytest's exit code 5 (no tests ran) counts as a failure.
+test: $(STAMP)
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests ran: failing" >&2; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks --quick
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy src
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""Wire-level instrument clients: no Bluesky, no ophyd, one module per instrument family."""

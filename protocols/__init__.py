@@ -1,0 +1,1 @@
+"""Bluesky protocol plans: how a sample is made and measured."""

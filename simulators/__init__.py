@@ -1,0 +1,1 @@
+"""The simulated world: ground truth and emulators that speak the real wire protocols."""

@@ -1,0 +1,1 @@
+"""Experiment planning: search spaces, objectives and the BoTorch planner."""
