@@ -1,0 +1,1 @@
+"""Benchmarks: each ``bench_*.py`` module prints tables of figures beside a baseline."""
