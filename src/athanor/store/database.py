@@ -1,0 +1,423 @@
+"""The :class:`Store`: every state change is one transaction; documents stream in as they come."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, create_engine, func, select
+
+from athanor.store.models import (
+    TRANSITIONS,
+    Campaign,
+    Document,
+    Experiment,
+    ExperimentState,
+    Outcome,
+    Proposal,
+    Run,
+    Sample,
+    SampleMove,
+    StateChange,
+    utcnow,
+)
+
+
+class StoreError(Exception):
+    """A request the store cannot honour (unknown campaign, duplicate, bad state)."""
+
+
+class TransitionError(StoreError):
+    """An experiment state change that the state machine does not allow."""
+
+
+def database_url(db: str | Path) -> str:
+    """A SQLAlchemy URL: URLs pass through, a plain path becomes a SQLite file."""
+    text = str(db)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def jsonable(value: Any) -> Any:
+    """Documents as plain JSON: numpy arrays and scalars become lists and numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Store:
+    """The campaign database.
+
+    Parameters
+    ----------
+    db
+        A SQLAlchemy URL (``postgresql://user@host/athanor``) or a SQLite file path.
+    """
+
+    def __init__(self, db: str | Path = "athanor.db") -> None:
+        self.url = database_url(db)
+        sqlite = self.url.startswith("sqlite")
+        self.engine: Engine = create_engine(
+            self.url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {}
+        )
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose changes all commit together, or none do."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- campaigns
+
+    def create_campaign(
+        self, name: str, config: dict[str, Any], lab: dict[str, Any], seed: int = 0
+    ) -> Campaign:
+        campaign = Campaign(name=name, config=config, lab=lab, seed=seed)
+        try:
+            with self.transaction() as session:
+                session.add(campaign)
+        except IntegrityError:
+            raise StoreError(
+                f"a campaign named {name!r} is already in {self.url}; "
+                f"continue it with 'athanor resume {name}' or choose another name"
+            ) from None
+        return campaign
+
+    def campaign(self, name: str) -> Campaign:
+        with self.transaction() as session:
+            found = session.get(Campaign, name)
+            if found is None:
+                known = session.exec(select(Campaign.name)).all()
+                raise StoreError(
+                    f"no campaign named {name!r} in {self.url}; "
+                    + (f"known: {', '.join(sorted(known))}" if known else "the store is empty")
+                )
+            return found
+
+    def campaigns(self) -> list[Campaign]:
+        with self.transaction() as session:
+            return list(session.exec(select(Campaign).order_by(col(Campaign.created_at))).all())
+
+    def update_campaign(self, name: str, **fields: Any) -> Campaign:
+        """Set fields (status, planner_state, lab_time ...) of a campaign in one transaction."""
+        with self.transaction() as session:
+            campaign = session.get(Campaign, name)
+            if campaign is None:
+                raise StoreError(f"no campaign named {name!r}")
+            for key, value in fields.items():
+                setattr(campaign, key, value)
+            campaign.updated_at = utcnow()
+            session.add(campaign)
+            return campaign
+
+    # ----------------------------------------------------------------- experiments
+
+    def add_experiment(
+        self,
+        campaign: str,
+        params: dict[str, Any],
+        provenance: dict[str, Any],
+        *,
+        decision: str = "accepted",
+        state: ExperimentState = ExperimentState.QUEUED,
+        lab_time: float | None = None,
+    ) -> Experiment:
+        """Record a proposal and, unless rejected, the experiment it becomes (one transaction)."""
+        params, provenance = jsonable(params), jsonable(provenance)
+        with self.transaction() as session:
+            proposal = Proposal(
+                campaign=campaign, params=params, provenance=provenance, decision=decision
+            )
+            session.add(proposal)
+            session.flush()
+            number = (
+                session.exec(
+                    select(func.max(Experiment.number)).where(Experiment.campaign == campaign)
+                ).one()
+                or 0
+            ) + 1
+            experiment = Experiment(
+                campaign=campaign, number=number, params=params, proposal_id=proposal.id
+            )
+            session.add(experiment)
+            session.flush()
+            assert experiment.id is not None
+            session.add(StateChange(experiment_id=experiment.id, source=None, target=S.PROPOSED))
+            if state != S.PROPOSED:
+                self._move(session, experiment, state, "", lab_time)
+            return experiment
+
+    def transition(
+        self,
+        experiment_id: int,
+        target: ExperimentState,
+        reason: str = "",
+        lab_time: float | None = None,
+        **fields: Any,
+    ) -> Experiment:
+        """Move an experiment to ``target`` (and set ``fields``) in one transaction."""
+        with self.transaction() as session:
+            experiment = session.get(Experiment, experiment_id)
+            if experiment is None:
+                raise StoreError(f"no experiment with id {experiment_id}")
+            for key, value in fields.items():
+                setattr(experiment, key, value)
+            self._move(session, experiment, target, reason, lab_time)
+            return experiment
+
+    @staticmethod
+    def _move(
+        session: Session,
+        experiment: Experiment,
+        target: ExperimentState,
+        reason: str,
+        lab_time: float | None,
+    ) -> None:
+        source = ExperimentState(experiment.state)
+        if target not in TRANSITIONS[source]:
+            allowed = ", ".join(sorted(TRANSITIONS[source])) or "nothing (it is final)"
+            raise TransitionError(
+                f"experiment {experiment.number} of {experiment.campaign!r} is {source}; "
+                f"it cannot become {target} (allowed: {allowed})"
+            )
+        experiment.state = target
+        experiment.updated_at = utcnow()
+        if reason:
+            experiment.reason = reason
+        if target == S.RUNNING:
+            experiment.attempts += 1
+        session.add(experiment)
+        assert experiment.id is not None
+        session.add(
+            StateChange(
+                experiment_id=experiment.id,
+                source=source,
+                target=target,
+                reason=reason,
+                lab_time=lab_time,
+            )
+        )
+
+    def experiment(self, experiment_id: int) -> Experiment:
+        with self.transaction() as session:
+            found = session.get(Experiment, experiment_id)
+            if found is None:
+                raise StoreError(f"no experiment with id {experiment_id}")
+            return found
+
+    def experiments(
+        self, campaign: str, states: Sequence[ExperimentState] | None = None
+    ) -> list[Experiment]:
+        with self.transaction() as session:
+            query = select(Experiment).where(Experiment.campaign == campaign)
+            if states is not None:
+                query = query.where(Experiment.state.in_(list(states)))  # type: ignore[attr-defined]
+            return list(session.exec(query.order_by(col(Experiment.number))).all())
+
+    def state_history(self, experiment_id: int) -> list[StateChange]:
+        with self.transaction() as session:
+            query = (
+                select(StateChange)
+                .where(StateChange.experiment_id == experiment_id)
+                .order_by(col(StateChange.id))
+            )
+            return list(session.exec(query).all())
+
+    def proposals(self, campaign: str) -> list[Proposal]:
+        with self.transaction() as session:
+            query = select(Proposal).where(Proposal.campaign == campaign).order_by(col(Proposal.id))
+            return list(session.exec(query).all())
+
+    # ----------------------------------------------------------------- samples
+
+    def add_sample(
+        self, sample_id: str, campaign: str, experiment_id: int | None, location: str = "rack"
+    ) -> Sample:
+        sample = Sample(
+            id=sample_id, campaign=campaign, experiment_id=experiment_id, location=location
+        )
+        with self.transaction() as session:
+            if session.get(Sample, sample_id) is not None:
+                raise StoreError(f"a sample with id {sample_id!r} exists already")
+            session.add(sample)
+        return sample
+
+    def move_sample(self, sample_id: str, target: str, lab_time: float | None = None) -> Sample:
+        with self.transaction() as session:
+            sample = session.get(Sample, sample_id)
+            if sample is None:
+                raise StoreError(f"no sample with id {sample_id!r}")
+            session.add(
+                SampleMove(
+                    sample_id=sample_id, source=sample.location, target=target, lab_time=lab_time
+                )
+            )
+            sample.location, sample.updated_at = target, utcnow()
+            session.add(sample)
+            return sample
+
+    def sample(self, sample_id: str) -> Sample:
+        with self.transaction() as session:
+            found = session.get(Sample, sample_id)
+            if found is None:
+                raise StoreError(f"no sample with id {sample_id!r}")
+            return found
+
+    def sample_moves(self, sample_id: str) -> list[SampleMove]:
+        with self.transaction() as session:
+            query = (
+                select(SampleMove)
+                .where(SampleMove.sample_id == sample_id)
+                .order_by(col(SampleMove.id))
+            )
+            return list(session.exec(query).all())
+
+    # ----------------------------------------------------------------- outcomes
+
+    def record_outcomes(self, experiment_id: int, outcomes: Sequence[Outcome]) -> None:
+        """Store outcomes; earlier outcomes of the same names stop being current."""
+        names = [o.name for o in outcomes]
+        with self.transaction() as session:
+            older = session.exec(
+                select(Outcome).where(
+                    Outcome.experiment_id == experiment_id,
+                    col(Outcome.name).in_(names),
+                    Outcome.current == True,  # noqa: E712 - SQL comparison
+                )
+            ).all()
+            for old in older:
+                old.current = False
+                session.add(old)
+            for outcome in outcomes:
+                outcome.experiment_id = experiment_id
+                outcome.method_params = jsonable(outcome.method_params)
+                session.add(outcome)
+
+    def outcomes(self, campaign: str) -> dict[int, dict[str, Outcome]]:
+        """Current outcomes of a campaign's experiments: {experiment id: {name: outcome}}."""
+        with self.transaction() as session:
+            rows = session.exec(
+                select(Outcome)
+                .join(Experiment, col(Outcome.experiment_id) == col(Experiment.id))
+                .where(Experiment.campaign == campaign, Outcome.current == True)  # noqa: E712
+            ).all()
+        table: dict[int, dict[str, Outcome]] = {}
+        for row in rows:
+            table.setdefault(row.experiment_id, {})[row.name] = row
+        return table
+
+    # ----------------------------------------------------------------- documents
+
+    def document_writer(self, campaign: str | None = None) -> DocumentWriter:
+        """A RunEngine subscriber that stores every document as it is emitted."""
+        return DocumentWriter(self, campaign)
+
+    def runs(self, campaign: str | None = None, experiment_id: int | None = None) -> list[Run]:
+        with self.transaction() as session:
+            query = select(Run)
+            if campaign is not None:
+                query = query.where(Run.campaign == campaign)
+            if experiment_id is not None:
+                query = query.where(Run.experiment_id == experiment_id)
+            return list(session.exec(query.order_by(col(Run.start_time))).all())
+
+    def documents(self, run_uid: str) -> list[tuple[str, dict[str, Any]]]:
+        """A run's documents in emission order, as (name, doc) pairs."""
+        with self.transaction() as session:
+            rows = session.exec(
+                select(Document).where(Document.run_uid == run_uid).order_by(col(Document.seq))
+            ).all()
+        if not rows:
+            raise StoreError(f"no documents for run {run_uid!r}")
+        return [(row.name, row.body) for row in rows]
+
+    def replay(self, run_uid: str, callback: Callable[[str, dict[str, Any]], Any]) -> None:
+        """Send a stored run's documents, in order, to any Bluesky callback."""
+        for name, doc in self.documents(run_uid):
+            callback(name, doc)
+
+
+S = ExperimentState
+
+
+class DocumentWriter:
+    """Stores each Bluesky document in its own transaction, in emission order.
+
+    A run whose stop document never arrives (the process died) stays with
+    ``exit_status`` None: the campaign's resume marks it interrupted.
+    """
+
+    def __init__(self, store: Store, campaign: str | None = None) -> None:
+        self.store = store
+        self.campaign = campaign
+        self._run_of_descriptor: dict[str, str] = {}
+        self._next_seq: dict[str, int] = {}
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        body = jsonable(doc)
+        run_uid = self._run_uid(name, body)
+        seq = self._next_seq.get(run_uid, 0)
+        self._next_seq[run_uid] = seq + 1
+        with self.store.transaction() as session:
+            if name == "start":
+                session.add(
+                    Run(
+                        uid=run_uid,
+                        campaign=body.get("campaign", self.campaign),
+                        experiment_id=body.get("experiment_id"),
+                        sample_id=body.get("sample_id"),
+                        plan_name=body.get("plan_name", ""),
+                        start_time=body["time"],
+                    )
+                )
+            session.add(Document(run_uid=run_uid, seq=seq, name=name, body=body))
+            if name == "stop":
+                run = session.get(Run, run_uid)
+                if run is not None:
+                    run.exit_status = body.get("exit_status")
+                    run.reason = body.get("reason", "")
+                    run.stop_time = body.get("time")
+                    session.add(run)
+        if name == "stop":
+            self._next_seq.pop(run_uid, None)
+
+    def _run_uid(self, name: str, body: dict[str, Any]) -> str:
+        if name == "start":
+            return str(body["uid"])
+        if name == "descriptor":
+            self._run_of_descriptor[body["uid"]] = body["run_start"]
+        if "run_start" in body:
+            return str(body["run_start"])
+        descriptor = body.get("descriptor")
+        if descriptor in self._run_of_descriptor:
+            return self._run_of_descriptor[descriptor]
+        raise StoreError(f"cannot tell which run a {name!r} document belongs to")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

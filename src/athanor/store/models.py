@@ -1,0 +1,147 @@
+"""Tables of the store (SQLModel)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExperimentState(StrEnum):
+    PROPOSED = "proposed"
+    QUEUED = "queued"
+    RUNNING = "running"
+    MEASURING = "measuring"
+    ANALYSED = "analysed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ExperimentState.ANALYSED, ExperimentState.FAILED, ExperimentState.ABANDONED)
+
+    @property
+    def active(self) -> bool:
+        """In a furnace or on an instrument: pending from the planner's point of view."""
+        return self in (ExperimentState.QUEUED, ExperimentState.RUNNING, ExperimentState.MEASURING)
+
+
+S = ExperimentState
+#: Which state may follow which. Interrupted work goes back to QUEUED or to ABANDONED.
+TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
+    S.PROPOSED: frozenset({S.QUEUED, S.ABANDONED}),
+    S.QUEUED: frozenset({S.RUNNING, S.ABANDONED}),
+    S.RUNNING: frozenset({S.MEASURING, S.FAILED, S.ABANDONED, S.QUEUED}),
+    S.MEASURING: frozenset({S.ANALYSED, S.FAILED, S.ABANDONED, S.QUEUED}),
+    S.ANALYSED: frozenset(),
+    S.FAILED: frozenset(),
+    S.ABANDONED: frozenset(),
+}
+
+
+class Campaign(SQLModel, table=True):
+    name: str = Field(primary_key=True)
+    status: str = "created"  # created, running, paused, stopped, finished, aborted
+    config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    lab: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    seed: int = 0
+    planner_state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    lab_time: float = 0.0  # lab seconds the campaign has run, over all its sessions
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Proposal(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(foreign_key="campaign.name", index=True)
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    provenance: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    decision: str = "accepted"  # accepted, edited, rejected
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Experiment(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("campaign", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(foreign_key="campaign.name", index=True)
+    number: int  # 1, 2, ... within the campaign
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    state: ExperimentState = ExperimentState.PROPOSED
+    proposal_id: int | None = Field(default=None, foreign_key="proposal.id")
+    furnace: str | None = None
+    sample_id: str | None = None
+    attempts: int = 0
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class StateChange(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id", index=True)
+    source: ExperimentState | None
+    target: ExperimentState
+    reason: str = ""
+    lab_time: float | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Sample(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    campaign: str = Field(foreign_key="campaign.name", index=True)
+    experiment_id: int | None = Field(default=None, foreign_key="experiment.id")
+    location: str = "rack"
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SampleMove(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    sample_id: str = Field(foreign_key="sample.id", index=True)
+    source: str
+    target: str
+    lab_time: float | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    uid: str = Field(primary_key=True)
+    campaign: str | None = Field(default=None, index=True)
+    experiment_id: int | None = Field(default=None, index=True)
+    sample_id: str | None = None
+    plan_name: str = ""
+    exit_status: str | None = None  # success, fail, abort; None while running
+    reason: str = ""
+    start_time: float
+    stop_time: float | None = None
+
+
+class Document(SQLModel, table=True):
+    __table_args__ = (Index("ix_document_run_seq", "run_uid", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_uid: str = Field(index=False)
+    seq: int
+    name: str  # start, descriptor, event, stop, resource, datum ...
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Outcome(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id", index=True)
+    name: str
+    value: float | None
+    uncertainty: float | None = None
+    unit: str = ""
+    method: str = ""
+    method_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    run_uid: str | None = None
+    current: bool = True  # False once a re-analysis supersedes it
+    at: datetime = Field(default_factory=utcnow)
