@@ -1,0 +1,187 @@
+"""Leases on shared instruments, in the spirit of AlabOS resource requests.
+
+Each experiment leases the instruments it needs — any free furnace, then the single
+diffractometer — for as long as it needs them. Plans wait for a lease as a Bluesky
+status (:class:`ResourceGate`), so waiting for a shared instrument is pausable like any
+other wait. Every lease is logged with lab times, which gives utilisation and makespan.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ophyd.status import Status
+
+from athanor.clock import Clock
+
+_POLL = 0.05  # wall seconds between checks for a cancelled request
+
+
+class ResourceError(Exception):
+    """A request for instruments the lab does not have."""
+
+
+@dataclass
+class LeaseRecord:
+    resource: str
+    holder: str
+    start: float  # lab seconds
+    end: float | None = None
+
+
+class ResourcePool:
+    """Named instruments grouped by kind; a request takes one free instrument of a kind
+    (``"furnace"``) or one named instrument (``"xrd"``) and waits while it is busy.
+
+    Parameters
+    ----------
+    resources
+        ``{kind: [name, ...]}``, e.g. ``{"furnace": ["furnace1", "furnace2"], "xrd": ["xrd"]}``.
+    clock
+        The lab clock, for the lease log.
+    """
+
+    def __init__(self, resources: dict[str, Iterable[str]], clock: Clock) -> None:
+        self.kinds = {kind: list(names) for kind, names in resources.items()}
+        self.clock = clock
+        self._holder: dict[str, str | None] = {
+            name: None for names in self.kinds.values() for name in names
+        }
+        self._condition = threading.Condition()
+        self.log: list[LeaseRecord] = []
+
+    def _candidates(self, want: str) -> list[str]:
+        if want in self.kinds:
+            return self.kinds[want]
+        if want in self._holder:
+            return [want]
+        raise ResourceError(
+            f"no instrument or kind named {want!r}; kinds: {', '.join(self.kinds)}; "
+            f"instruments: {', '.join(self._holder)}"
+        )
+
+    def _first_free(self, candidates: list[str], holder: str) -> str | None:
+        return next((n for n in candidates if self._holder[n] in (None, holder)), None)
+
+    def try_acquire(self, want: str, holder: str) -> str | None:
+        """Take a free instrument matching ``want`` now, or return None."""
+        candidates = self._candidates(want)
+        with self._condition:
+            name = self._first_free(candidates, holder)
+            if name is not None:
+                self._grant(name, holder)
+            return name
+
+    def acquire(
+        self,
+        want: str,
+        holder: str,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        """Wait (wall ``timeout``) until an instrument matching ``want`` is free; take it."""
+        candidates = self._candidates(want)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while (name := self._first_free(candidates, holder)) is None:
+                if cancel is not None and cancel.is_set():
+                    raise ResourceError(f"request for {want!r} by {holder!r} was cancelled")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"{want!r} stayed busy for {timeout:g} s")
+                self._condition.wait(_POLL if remaining is None else min(_POLL, remaining))
+            self._grant(name, holder)
+            return name
+
+    def _grant(self, name: str, holder: str) -> None:
+        if self._holder[name] != holder:
+            self._holder[name] = holder
+            self.log.append(LeaseRecord(name, holder, self.clock.now()))
+
+    def release(self, name: str, holder: str) -> None:
+        """Give an instrument back; releasing what one does not hold is a no-op."""
+        with self._condition:
+            if self._holder.get(name) != holder:
+                return
+            self._holder[name] = None
+            for record in reversed(self.log):
+                if record.resource == name and record.end is None:
+                    record.end = self.clock.now()
+                    break
+            self._condition.notify_all()
+
+    def release_all(self, holder: str) -> None:
+        for name, current in list(self._holder.items()):
+            if current == holder:
+                self.release(name, holder)
+
+    @contextmanager
+    def lease(self, want: str, holder: str, timeout: float | None = None) -> Iterator[str]:
+        name = self.acquire(want, holder, timeout)
+        try:
+            yield name
+        finally:
+            self.release(name, holder)
+
+    def holder(self, name: str) -> str | None:
+        with self._condition:
+            return self._holder[name]
+
+    def free(self, kind: str) -> list[str]:
+        """Instruments of ``kind`` that nobody holds."""
+        with self._condition:
+            return [n for n in self._candidates(kind) if self._holder[n] is None]
+
+    def busy_time(self, name: str, until: float | None = None) -> float:
+        """Lab seconds ``name`` was leased (open leases count up to ``until`` or now)."""
+        end_default = self.clock.now() if until is None else until
+        return sum(
+            (r.end if r.end is not None else end_default) - r.start
+            for r in self.log
+            if r.resource == name
+        )
+
+
+class ResourceGate:
+    """A movable for plans: ``set(holder)`` finishes once the lease is granted.
+
+    ``yield from bps.mv(gate, "exp-7")`` waits for the instrument as a Bluesky status;
+    ``yield from bps.mv(gate, None)`` gives it back.
+    """
+
+    def __init__(self, pool: ResourcePool, want: str) -> None:
+        self.pool, self.want = pool, want
+        self.name = f"lease_{want}"
+        self.parent = None
+        self.granted: str | None = None
+        self._holder: str | None = None
+        self._cancel = threading.Event()
+
+    def set(self, holder: str | None) -> Status:
+        status = Status(obj=self)
+        if holder is None:
+            if self.granted is not None and self._holder is not None:
+                self.pool.release(self.granted, self._holder)
+            self.granted = self._holder = None
+            status.set_finished()
+            return status
+        self._cancel.clear()
+
+        def wait() -> None:
+            try:
+                self.granted = self.pool.acquire(self.want, holder, cancel=self._cancel)
+                self._holder = holder
+                status.set_finished()
+            except Exception as exc:
+                status.set_exception(exc)
+
+        threading.Thread(target=wait, name=f"{self.name}-{holder}", daemon=True).start()
+        return status
+
+    def stop(self, *, success: bool = False) -> None:
+        """Stop waiting for the lease (a paused or aborted plan)."""
+        self._cancel.set()
