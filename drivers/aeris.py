@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from athanor.clock import Clock, Deadline
 from athanor.drivers.errors import ConnectionLost, InstrumentFault, InstrumentTimeout, ProtocolError
 from athanor.drivers.xrdml import DiffractionPattern, PatternFileError, read_xrdml
-
-from athanor.clock import Clock, Deadline
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _MAX_REPLY = 65536

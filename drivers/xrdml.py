@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from athanor.drivers.errors import ProtocolError
 
 _SCAN_PATH = "xrdMeasurements/xrdMeasurement/scan/dataPoints"

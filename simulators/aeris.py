@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from athanor.simulators.world import PhaseState, SampleTruth
-from athanor.simulators.xrd_pattern import CU_KA1, CU_KA2, Instrument, PatternSimulator, ScanProgram
 from pydantic import Field, field_validator
 
 from athanor.clock import Clock
 from athanor.schema import StrictModel
+from athanor.simulators.world import PhaseState, SampleTruth
+from athanor.simulators.xrd_pattern import CU_KA1, CU_KA2, Instrument, PatternSimulator, ScanProgram
 
 log = logging.getLogger(__name__)
 

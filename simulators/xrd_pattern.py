@@ -39,8 +39,9 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
-from athanor.simulators.world import PHASES, PhaseState
 from scipy import fft as sp_fft
+
+from athanor.simulators.world import PHASES, PhaseState
 
 CU_KA1 = 1.54056  # Å
 CU_KA2 = 1.54439  # Å

@@ -8,6 +8,8 @@ import threading
 
 import numpy as np
 import pytest
+
+from athanor.clock import ScaledClock
 from athanor.drivers.aeris import Aeris
 from athanor.drivers.errors import (
     ConnectionLost,
@@ -19,8 +21,6 @@ from athanor.drivers.xrdml import PatternFileError, read_pattern, read_xrdml, re
 from athanor.simulators.aeris import AerisEmulator
 from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.world import PhaseState
-
-from athanor.clock import ScaledClock
 
 PROGRAM = "20-60_2-minutes"
 

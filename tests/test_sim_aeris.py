@@ -8,12 +8,12 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import pytest
-from athanor.simulators.aeris import AerisEmulator, AerisSimSettings
-from athanor.simulators.hosting import BackgroundLoop
-from athanor.simulators.world import PhaseState
 
 from athanor.clock import ManualClock
 from athanor.config import ConfigError, ConfigSource
+from athanor.simulators.aeris import AerisEmulator, AerisSimSettings
+from athanor.simulators.hosting import BackgroundLoop
+from athanor.simulators.world import PhaseState
 
 XRDML = "{http://www.xrdml.com/XRDMeasurement/2.1}"
 

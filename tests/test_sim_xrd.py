@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from athanor.simulators.world import PHASES, PhaseState
 from athanor.simulators.xrd_pattern import (
     CU_KA1,
