@@ -1,0 +1,1 @@
+"""ophyd devices over athanor's drivers: what the RunEngine and the plans see."""

@@ -1,0 +1,82 @@
+"""The X-ray diffractometer as an ophyd device: trigger measures the loaded sample."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, Kind
+from ophyd.status import Status
+
+from athanor.clock import Clock
+from athanor.devices.signals import ValueSignal
+from athanor.drivers.aeris import Aeris
+
+
+class Diffractometer(Device):
+    """A powder diffractometer that measures one sample per trigger.
+
+    Set ``sample_id`` (and optionally ``slot`` and ``program``), then trigger: the device
+    loads the sample into its slot, runs the scan program and reads the pattern file.
+    ``two_theta`` and ``counts`` are arrays described with shape and units.
+
+    Parameters
+    ----------
+    driver
+        The instrument driver (:class:`athanor.drivers.aeris.Aeris`).
+    clock
+        Lab clock for the wait on the pattern file.
+    scan_timeout
+        Lab seconds to wait for a pattern after the scan starts.
+    """
+
+    sample_id = Cpt(ValueSignal, value="", kind=Kind.normal)
+    two_theta = Cpt(ValueSignal, value=np.zeros(0), units="deg", kind=Kind.normal)
+    counts = Cpt(ValueSignal, value=np.zeros(0), units="counts", kind=Kind.hinted)
+    counting_time = Cpt(ValueSignal, value=0.0, units="s", kind=Kind.normal)
+    program = Cpt(ValueSignal, value="10-100_8-minutes", kind=Kind.config)
+    slot = Cpt(ValueSignal, value=1, kind=Kind.config)
+
+    def __init__(
+        self,
+        driver: Aeris,
+        clock: Clock,
+        *,
+        name: str,
+        scan_timeout: float = 4 * 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.driver, self.clock, self.scan_timeout = driver, clock, scan_timeout
+
+    def trigger(self) -> Status:
+        status = Status(obj=self, timeout=None)
+        sample = self.sample_id.get()
+        if not sample:
+            status.set_exception(ValueError(f"{self.name}: set sample_id before triggering"))
+            return status
+        threading.Thread(
+            target=self._measure, args=(sample, status), name=f"{self.name}-scan", daemon=True
+        ).start()
+        return status
+
+    def _measure(self, sample: str, status: Status) -> None:
+        try:
+            program = self.program.get()
+            self.driver.add(sample, int(self.slot.get()), program)
+            self.driver.measure(sample, program)
+            pattern = self.driver.wait_for_pattern(sample, self.scan_timeout, self.clock)
+            self.two_theta.put(pattern.two_theta)
+            self.counts.put(pattern.counts)
+            self.counting_time.put(float(pattern.counting_time or 0.0))
+            status.set_finished()
+        except Exception as exc:
+            status.set_exception(exc)
+
+    def unload(self) -> None:
+        """Take the current sample out of the instrument (safe to repeat)."""
+        sample = self.sample_id.get()
+        if sample and self.driver.slot_state(int(self.slot.get())) == "occupied":
+            self.driver.remove(sample)

@@ -1,0 +1,75 @@
+"""The Diffractometer device in a RunEngine, against the Aeris emulator on loopback."""
+
+from __future__ import annotations
+
+import pytest
+from bluesky import RunEngine
+from bluesky.plans import count
+from bluesky.utils import FailedStatus
+from event_model import DocumentNames, schema_validators
+
+from athanor.clock import ScaledClock
+from athanor.devices.diffractometer import Diffractometer
+from athanor.drivers.aeris import Aeris
+from athanor.drivers.errors import InstrumentFault
+from athanor.simulators.aeris import AerisEmulator
+from athanor.simulators.hosting import BackgroundLoop
+from athanor.simulators.world import PhaseState
+
+
+class OnePhase:
+    """Every sample is pure BaTiO3."""
+
+    def phases(self, sample_id: str) -> PhaseState:
+        return PhaseState({"BaTiO3": 1.0}, {"BaTiO3": 60.0})
+
+    def optics(self, sample_id: str):
+        raise KeyError(sample_id)
+
+
+@pytest.fixture
+def xrd(tmp_path):
+    clock = ScaledClock(1e5)
+    with BackgroundLoop() as loop:
+        emulator = AerisEmulator(tmp_path / "exchange", OnePhase(), clock)
+        url = loop.start(emulator)
+        device = Diffractometer(Aeris(url, emulator.exchange_dir), clock, name="xrd")
+        device.program.put("20-60_2-minutes")
+        yield device, emulator
+
+
+def test_count_gives_a_pattern_with_shape_and_units_in_valid_documents(xrd):
+    device, _ = xrd
+    device.sample_id.put("S-1")
+    docs = []
+    RE = RunEngine({}, context_managers=[])
+    RE(count([device]), lambda name, doc: docs.append((name, doc)))
+    for name, doc in docs:
+        schema_validators[DocumentNames[name]].validate(doc)
+    descriptor = next(doc for name, doc in docs if name == "descriptor")
+    keys = descriptor["data_keys"]
+    assert keys["xrd_counts"]["shape"] == [4001] and keys["xrd_counts"]["units"] == "counts"
+    assert keys["xrd_two_theta"]["units"] == "deg"
+    assert descriptor["configuration"]["xrd"]["data"]["xrd_program"] == "20-60_2-minutes"
+    event = next(doc for name, doc in docs if name == "event")
+    counts = event["data"]["xrd_counts"]
+    assert len(counts) == 4001 and max(counts) > 100
+
+
+def test_instrument_refusal_fails_the_trigger_with_the_reason(xrd):
+    device, emulator = xrd
+    device.sample_id.put("S-2")
+    emulator.faults.fatal = "door open"
+    RE = RunEngine({}, context_managers=[])
+    with pytest.raises(FailedStatus) as failed:
+        RE(count([device]))
+    assert isinstance(failed.value.__cause__, InstrumentFault)
+    assert failed.value.__cause__.reason == "door open"
+
+
+def test_trigger_without_a_sample_is_refused(xrd):
+    device, _ = xrd
+    RE = RunEngine({}, context_managers=[])
+    with pytest.raises(FailedStatus) as failed:
+        RE(count([device]))
+    assert "set sample_id" in str(failed.value.__cause__)
