@@ -11,7 +11,8 @@ from pymodbus import FramerType
 from pymodbus.client import ModbusTcpClient
 
 from athanor.clock import ManualClock, ScaledClock
-from athanor.drivers.eurotherm import Dwell, Eurotherm, Ramp
+from athanor.drivers.eurotherm import Eurotherm
+from athanor.drivers.profile import Dwell, Ramp
 from athanor.simulators.eurotherm import EurothermEmulator
 from athanor.simulators.hosting import BackgroundLoop
 from benchmarks.common import median, percentile, table, time_calls

@@ -34,6 +34,7 @@ from athanor.drivers.errors import (
     LimitError,
 )
 from athanor.drivers.modbus_link import ModbusLink, close_link, open_link
+from athanor.drivers.profile import Dwell, Ramp, Segment
 
 Model = Literal["eurotherm3216", "eurotherm2416"]
 Mode = Literal["auto", "manual", "standby"]
@@ -94,31 +95,6 @@ class Reading:
     working_setpoint: float
     output: float
     status: Status
-
-
-@dataclass(frozen=True)
-class Ramp:
-    """Ramp to ``target`` °C at ``rate`` °C per minute."""
-
-    target: float
-    rate: float
-
-
-@dataclass(frozen=True)
-class Dwell:
-    """Hold the setpoint for ``minutes``."""
-
-    minutes: float
-
-
-@dataclass(frozen=True)
-class Step:
-    """Jump the setpoint to ``target`` °C."""
-
-    target: float
-
-
-Segment = Ramp | Dwell | Step
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from athanor.drivers.errors import (
     LimitError,
     ProtocolError,
 )
-from athanor.drivers.eurotherm import Dwell, Eurotherm, Ramp, Step
+from athanor.drivers.eurotherm import Eurotherm
+from athanor.drivers.profile import Dwell, Ramp, Step
 from athanor.simulators.eurotherm import EurothermEmulator, ModbusLine
 from athanor.simulators.hosting import BackgroundLoop
 
