@@ -95,3 +95,11 @@ def check(
             top = math.inf if max_rate is None else max_rate
             if not 0 < segment.rate <= top:
                 raise LimitError("ramp rate", segment.rate, 0, top, "°C/min", instrument=instrument)
+
+
+def final_target(segments: Sequence[Segment]) -> float:
+    """The setpoint a profile ends on."""
+    targets = [s.target for s in segments if not isinstance(s, Dwell)]
+    if not targets:
+        raise ValueError("a profile needs at least one ramp or step")
+    return targets[-1]
