@@ -52,7 +52,7 @@ def test_profile_runs_in_the_controller_and_ends_cool(lab):
     furnace, emulator, clock = lab
     segments = profile.anneal(800, dwell_hours=1, ramp_rate=20, cool_to=50)
     run(bps.mv(furnace, segments))
-    times, temps = emulator.history(0, clock.now())
+    _, temps = emulator.history(0, clock.now())
     assert max(temps) == pytest.approx(800, abs=15)
     assert temps[-1] <= furnace.limits.handling_temperature
     assert clock.now() >= profile.duration(segments, start=22) * 0.9
