@@ -167,7 +167,7 @@ class SourcedModel(StrictModel):
 # --------------------------------------------------------------------------- lab
 
 
-_SCHEMES = ("modbus-tcp", "socket", "rfc2217", "tcp", "loop", "pty", "sim", "manual", "serial")
+_SCHEMES = ("modbus-tcp", "socket", "rfc2217", "tcp", "loop", "pty", "usb", "manual")
 
 
 def check_connection(url: str) -> str:
@@ -246,6 +246,12 @@ class SpectrometerConfig(InstrumentConfig):
     kind: Literal["spectrometer"]
     model: Literal["usb2000", "usb2000plus", "usb4000", "flame"] = "usb2000plus"
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    wavelength_coefficients: list[float] | None = Field(
+        None,
+        min_length=4,
+        max_length=4,
+        description="c0..c3 of λ(pixel), nm, for firmware that does not report them",
+    )
 
 
 class TransferConfig(InstrumentConfig):
