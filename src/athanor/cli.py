@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from athanor import __version__
 from athanor.config import ConfigError, LabConfig
@@ -50,6 +53,9 @@ def main(
     ] = False,
 ) -> None:
     """A self-driving laboratory for materials synthesis."""
+    # Our drivers raise typed errors; pymodbus' own log lines about the same failures
+    # would only repeat them on the operator's screen.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 LabPath = Annotated[Path, typer.Argument(help="lab config YAML", show_default=False)]
@@ -57,10 +63,46 @@ CampaignArg = Annotated[str, typer.Argument(help="campaign YAML or campaign name
 
 
 @app.command()
-def check(lab: LabPath) -> None:
-    """Connect to every instrument of a lab and show identity, state and readings."""
-    _load_lab(lab)
-    not_built("check", 4)
+def check(
+    lab: LabPath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Connect to every instrument of a lab and show identity, state and readings.
+
+    Instruments are probed at once; one that does not answer is reported, named, after
+    its timeout without holding up the others. Exits 1 when any instrument failed.
+    """
+    import json
+
+    from athanor.lab import check_lab
+
+    config = _load_lab(lab)
+    reports = check_lab(config)
+    if as_json:
+        print(json.dumps([asdict(r) for r in reports], indent=2, default=str))
+    else:
+        console.print(_check_table(config.name, reports))
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def _check_table(title: str, reports: list[Any]) -> Table:
+    table = Table(title=f"{title}: instruments", title_justify="left")
+    for column in ("instrument", "kind", "connection", "identity", "state", "readings"):
+        table.add_column(column, overflow="fold")
+    for r in reports:
+        if r.ok:
+            readings = "\n".join(f"{k}: {_fmt(v)}" for k, v in r.readings.items())
+            table.add_row(r.name, f"{r.kind}\n{r.model}", r.connection, r.identity,
+                          f"[green]{r.state}[/]", readings)  # fmt: skip
+        else:
+            table.add_row(r.name, f"{r.kind}\n{r.model}", r.connection, "",
+                          "[bold red]unreachable[/]", f"[red]{r.error}[/]")  # fmt: skip
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 @app.command()
