@@ -1,0 +1,109 @@
+"""Protocol plans on the RunEngine against the emulators, and in the RunEngine simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.simulators import RunEngineSimulator
+from event_model import DocumentNames, schema_validators
+
+from athanor.clock import ScaledClock
+from athanor.config import FurnaceLimits
+from athanor.devices.diffractometer import Diffractometer
+from athanor.devices.furnace import Furnace
+from athanor.devices.spectrometer import Spectrometer
+from athanor.drivers.aeris import Aeris
+from athanor.drivers.errors import LimitError
+from athanor.drivers.eurotherm import Eurotherm
+from athanor.drivers.ocean_optics import OceanOpticsSerial
+from athanor.protocols.anneal import anneal
+from athanor.protocols.measure import measure_spectrum, measure_xrd
+from athanor.simulators.aeris import AerisEmulator
+from athanor.simulators.eurotherm import EurothermEmulator
+from athanor.simulators.hosting import BackgroundLoop
+from athanor.simulators.ocean_optics import OceanOpticsEmulator
+from athanor.simulators.world import OpticalProperties, PhaseState
+
+
+class Truth:
+    def phases(self, sample_id: str) -> PhaseState:
+        return PhaseState({"BaTiO3": 0.8, "TiO2": 0.2}, {"BaTiO3": 60.0, "TiO2": 80.0})
+
+    def optics(self, sample_id: str) -> OpticalProperties:
+        return OpticalProperties(band_gap_ev=3.0, absorbance_scale=2.0)
+
+
+@pytest.fixture(scope="module")
+def devices(tmp_path_factory):
+    clock = ScaledClock(50_000)  # a 7-hour anneal in half a wall second
+    folder = tmp_path_factory.mktemp("exchange")
+    with BackgroundLoop() as loop:
+        f_url = loop.start(
+            EurothermEmulator("f1", "eurotherm3216", 1, "modbus-tcp://127.0.0.1:0", clock)
+        )
+        x_emulator = AerisEmulator(folder, Truth(), clock)
+        x_url = loop.start(x_emulator)
+        s_emulator = OceanOpticsEmulator("pty://", {"model": "usb2000plus"}, clock=clock)
+        s_url = loop.start(s_emulator)
+        furnace = Furnace(Eurotherm(f_url, name="f1"), clock, name="f1",
+                          limits=FurnaceLimits(max_temperature=1100, max_ramp_rate=20))  # fmt: skip
+        xrd = Diffractometer(Aeris(x_url, folder), clock, name="xrd")
+        uvvis = Spectrometer(OceanOpticsSerial(s_url, clock=clock), name="uvvis")
+        yield {"furnace": furnace, "xrd": xrd, "uvvis": uvvis, "uvvis_emulator": s_emulator}
+
+
+def run(plan):
+    docs = []
+    RunEngine({}, context_managers=[])(plan, lambda name, doc: docs.append((name, doc)))
+    for name, doc in docs:
+        schema_validators[DocumentNames[name]].validate(doc)
+    return docs
+
+
+def test_anneal_records_the_profile_as_one_run(devices):
+    docs = run(anneal(devices["furnace"], 900, 2, 20, cool_to=100, md={"sample_id": "S-1"}))
+    start = docs[0][1]
+    assert start["plan_name"] == "anneal" and start["sample_id"] == "S-1"
+    assert start["predicted_duration"] == pytest.approx((800 / 20 + 120 + 800 / 20) * 60)
+    temps = [d["data"]["f1_temperature"] for n, d in docs if n == "event"]
+    assert max(temps) == pytest.approx(900, abs=15)
+    assert docs[-1][1]["exit_status"] == "success"
+
+
+def test_anneal_above_the_limit_is_refused_before_any_message(devices):
+    messages = []
+    with pytest.raises(LimitError, match="1100"):
+        messages = RunEngineSimulator().simulate_plan(anneal(devices["furnace"], 1200, 1, 10))
+    assert messages == []
+
+
+def test_measure_xrd_puts_the_pattern_in_the_event(devices):
+    docs = run(
+        measure_xrd(devices["xrd"], "S-7", program="20-60_2-minutes", md={"experiment_id": 3})
+    )
+    start = docs[0][1]
+    assert start["sample_id"] == "S-7" and start["experiment_id"] == 3
+    (event,) = [d for n, d in docs if n == "event"]
+    counts = np.asarray(event["data"]["xrd_counts"])
+    two_theta = np.asarray(event["data"]["xrd_two_theta"])
+    assert two_theta[np.argmax(counts)] == pytest.approx(31.5, abs=0.2)  # BaTiO3 (101)/(110)
+
+
+def test_measure_spectrum_takes_dark_reference_and_sample_streams(devices):
+    emulator = devices["uvvis_emulator"]
+    emulator.load(None)
+
+    def insert():
+        emulator.load(Truth().optics("S-7"))
+        yield from ()
+
+    docs = run(measure_spectrum(devices["uvvis"], "S-7", insert_sample=insert, averages=2))
+    streams = {d["uid"]: d["name"] for n, d in docs if n == "descriptor"}
+    events = {
+        streams[d["descriptor"]]: np.asarray(d["data"]["uvvis_counts"])
+        for n, d in docs
+        if n == "event"
+    }
+    assert set(events) == {"dark", "reference", "primary"}
+    assert events["reference"].mean() > events["primary"].mean() > events["dark"].mean()
