@@ -19,7 +19,8 @@ class Diffractometer(Device):
     """A powder diffractometer that measures one sample per trigger.
 
     Set ``sample_id`` (and optionally ``slot`` and ``program``), then trigger: the device
-    loads the sample into its slot, runs the scan program and reads the pattern file.
+    registers the sample at its slot, runs the scan program, reads the pattern file and
+    signs the sample out of the slot again.
     ``two_theta`` and ``counts`` are arrays described with shape and units.
 
     Parameters
@@ -71,12 +72,7 @@ class Diffractometer(Device):
             self.two_theta.put(pattern.two_theta)
             self.counts.put(pattern.counts)
             self.counting_time.put(float(pattern.counting_time or 0.0))
+            self.driver.remove(sample)  # the slot is free for the next sample
             status.set_finished()
         except Exception as exc:
             status.set_exception(exc)
-
-    def unload(self) -> None:
-        """Take the current sample out of the instrument (safe to repeat)."""
-        sample = self.sample_id.get()
-        if sample and self.driver.slot_state(int(self.slot.get())) == "occupied":
-            self.driver.remove(sample)
