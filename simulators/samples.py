@@ -117,6 +117,7 @@ class SampleRegistry:
         self._locations = None if locations is None else set(locations) | {RACK, GRIPPER}
         self._furnaces: dict[str, _Furnace] = {}
         self._samples: dict[str, Sample] = {}
+        self._listeners: list[Callable[[str, str, str], None]] = []
         self._lock = threading.RLock()
 
     # ---- set-up
@@ -217,10 +218,18 @@ class SampleRegistry:
         """
         with self._lock:
             sample = self._known(sample_id)
-            self.check_move(sample_id, sample.location, dest)
+            source = sample.location
+            self.check_move(sample_id, source, dest)
             self._leave(sample)
             sample.visits.append(Visit(self.clock.now(), dest))
+            for listener in self._listeners:
+                listener(sample_id, source, dest)
             return sample
+
+    def subscribe(self, listener: Callable[[str, str, str], None]) -> None:
+        """Call ``listener(sample_id, source, dest)`` after every move (e.g. so an
+        instrument sees the sample that arrived in it)."""
+        self._listeners.append(listener)
 
     def mark_lost(self, sample_id: str, reason: str) -> None:
         """The sample is gone (dropped, broken); it keeps the chemistry it had."""

@@ -94,6 +94,8 @@ def test_stop_while_ramping_leaves_the_furnace_safe(lab):
         status.wait(5)
     assert emulator.thermal.mode == "standby"
     assert emulator.thermal.target_sp <= furnace.min_temperature.get() + 1
+    clock.sleep(60)
+    emulator.thermal.update()  # the model integrates lazily
     assert emulator.thermal.output == 0
 
 
@@ -110,3 +112,14 @@ def test_plan_end_puts_the_furnace_in_standby(lab):
     furnace, emulator, _ = lab
     run(bps.mv(furnace, 300))
     assert emulator.thermal.mode == "standby"
+
+
+def test_a_finished_experiment_leaves_the_next_one_on_the_same_furnace_alone(lab):
+    furnace, emulator, _ = lab
+    first, second = furnace.twin(), furnace.twin()
+    run(bps.mv(first, profile.anneal(300, dwell_hours=0.1, ramp_rate=20, cool_to=50)))
+    status = second.set(400)
+    first.stop()  # what the first experiment's RunEngine does when its plan ends
+    status.wait(30)
+    assert emulator.thermal.mode == "auto"
+    assert abs(emulator.thermal.pv - 400) <= second.tolerance.get()

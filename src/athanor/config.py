@@ -329,6 +329,37 @@ class Stopping(StrictModel):
     no_improvement_for: int | None = Field(None, gt=0, description="experiments")
 
 
+class Desirability(StrictModel):
+    """How much one outcome is wanted, in 0..1: its value itself, or closeness to a target.
+
+    With ``target`` the desirability is ``exp(-((value - target) / tolerance)^2 / 2)``;
+    without, the value is used as it is (e.g. a phase fraction).
+    """
+
+    outcome: str
+    target: float | None = None
+    tolerance: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _pair(self) -> Desirability:
+        if (self.target is None) != (self.tolerance is None):
+            raise ValueError(f"{self.outcome}: give both target and tolerance, or neither")
+        return self
+
+
+class DerivedOutcome(StrictModel):
+    """An outcome computed from measured ones: the product of their desirabilities."""
+
+    product: list[Desirability] = Field(min_length=1)
+
+
+MeasurementKind = Literal["xrd", "transmission"]
+
+
+def _default_analysis() -> dict[MeasurementKind, str]:
+    return {"xrd": "xrd.wpf", "transmission": "spectra.tauc_auto"}
+
+
 class CampaignConfig(SourcedModel):
     """A campaign: which lab, which protocol, what to vary, what to optimise, how long."""
 
@@ -342,6 +373,16 @@ class CampaignConfig(SourcedModel):
     outcome_constraints: list[OutcomeConstraint] = Field(default_factory=list)
     outcomes: dict[str, str] = Field(
         default_factory=dict, description="objective or constraint name -> analysis outcome"
+    )
+    derived: dict[str, DerivedOutcome] = Field(default_factory=dict)
+    analysis: dict[MeasurementKind, str] = Field(
+        default_factory=_default_analysis,
+        description="analysis method per measurement kind",
+    )
+    on_interrupt: Literal["requeue", "abandon"] = Field(
+        "requeue",
+        description="what resume does with experiments a crash interrupted: run their "
+        "parameters again as a new experiment, or only mark them abandoned",
     )
     initial_experiments: int = Field(8, ge=1, le=10_000)
     budget: Budget

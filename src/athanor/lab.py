@@ -23,6 +23,7 @@ from athanor.config import (
 from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
 from athanor.devices.spectrometer import Spectrometer
+from athanor.devices.transfer import SampleTransfer
 from athanor.drivers.aeris import Aeris
 from athanor.drivers.eurotherm import Eurotherm
 from athanor.drivers.ocean_optics import (
@@ -68,7 +69,7 @@ def open_transfer(name: str, config: TransferConfig, clock: Clock) -> Any:
 
     if config.model == "manual":
         return ManualTransfer(name=name, clock=clock)
-    return TransferRobot(config.connection, io_timeout=config.io_timeout, name=name)
+    return TransferRobot(config.connection, config.io_timeout, clock=clock, name=name)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Lab:
     furnaces: dict[str, Furnace] = field(default_factory=dict)
     diffractometers: dict[str, Diffractometer] = field(default_factory=dict)
     spectrometers: dict[str, Spectrometer] = field(default_factory=dict)
-    transfers: dict[str, Any] = field(default_factory=dict)
+    transfers: dict[str, SampleTransfer] = field(default_factory=dict)
     drivers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -100,7 +101,7 @@ class Lab:
                 elif isinstance(inst, SpectrometerConfig):
                     lab.spectrometers[name] = Spectrometer(driver, name=name)
                 else:
-                    lab.transfers[name] = driver
+                    lab.transfers[name] = SampleTransfer(driver, clock, name=name)
         except Exception:
             lab.close()
             raise
@@ -111,7 +112,7 @@ class Lab:
         failed = []
         for name, furnace in self.furnaces.items():
             try:
-                furnace.stop()
+                furnace.safe()
             except Exception as exc:
                 failed.append((name, exc))
         return failed

@@ -32,9 +32,12 @@ class Furnace(Device):
     finishes when the program has ended and the furnace has reached its last setpoint
     (or, when that is below ``handling_temperature``, has cooled below it). Requests
     outside the limits — the lab's and the instrument's, whichever are tighter — raise
-    :class:`~athanor.drivers.errors.LimitError` before anything is sent. ``stop()``
-    (which the RunEngine calls at the end of every plan, on pause and on abort) puts the
-    controller in its safe state: standby, program reset, setpoint low.
+    :class:`~athanor.drivers.errors.LimitError` before anything is sent. A profile that
+    has run to its end leaves the controller in its safe state (standby, program reset,
+    setpoint low). ``stop()`` — which the RunEngine calls at the end of every plan, on
+    pause and on abort — does the same to a furnace this device is still driving (a move
+    in progress, or a setpoint being held); it leaves alone a furnace it is done with, so
+    a furnace shared by successive experiments can have one device per experiment.
 
     Parameters
     ----------
@@ -76,6 +79,15 @@ class Furnace(Device):
         self.max_ramp_rate.put(self.limits.max_ramp_rate)
         self.ramp_rate.put(min(self.ramp_rate.get(), self.limits.max_ramp_rate))
         self._cancel = threading.Event()
+        self._driving = False
+        self._writing = threading.Lock()
+
+    def twin(self) -> Furnace:
+        """Another device on the same controller, with the same limits and settings."""
+        other = Furnace(self.driver, self.clock, name=self.name, limits=self.limits, poll=self.poll)
+        for signal in ("ramp_rate", "tolerance"):
+            getattr(other, signal).put(getattr(self, signal).get())
+        return other
 
     # readers used by the InstrumentSignals
     def _read_temperature(self) -> float:
@@ -111,6 +123,7 @@ class Furnace(Device):
         segments = self.check(target)
         self._cancel.set()  # a new request replaces a running one
         self._cancel = cancel = threading.Event()
+        self._driving = True
         status = Status(obj=self)
         threading.Thread(
             target=self._run, args=(target, segments, status, cancel), daemon=True,
@@ -129,21 +142,26 @@ class Furnace(Device):
         limits = (self.min_temperature.get(), self.max_temperature.get())
         max_rate = self.max_ramp_rate.get()
         try:
-            start = driver.pv()
-            if isinstance(target, int | float):
-                driver.reset_program()
-                driver.set_ramp_rate(self.ramp_rate.get(), max_rate)
-                driver.set_setpoint(float(target), limits)
-                driver.set_mode("auto")
-                program = False
-            else:
-                driver.run_profile(segments, limits, max_rate)
-                program = True
+            with self._writing:  # a stop() waits for these writes, then undoes them
+                if cancel.is_set():
+                    raise MoveInterrupted(f"{self.name}: stopped before the move began")
+                start = driver.pv()
+                program = not isinstance(target, int | float)
+                if program:
+                    driver.run_profile(segments, limits, max_rate)
+                else:
+                    driver.reset_program()
+                    driver.set_ramp_rate(self.ramp_rate.get(), max_rate)
+                    driver.set_setpoint(float(target), limits)  # type: ignore[arg-type]
+                    driver.set_mode("auto")
             final = profile.final_target(segments)
             expected = profile.duration(segments, start)
             self._wait(final, program, expected, cancel)
             if cancel.is_set():
                 raise MoveInterrupted(f"{self.name}: stopped before reaching {final:g} °C")
+            if program:  # the profile is over: nothing left to drive
+                driver.safe()
+                self._driving = False
             status.set_finished()
         except Exception as exc:
             status.set_exception(exc)
@@ -169,6 +187,16 @@ class Furnace(Device):
             self.clock.sleep(self.poll)
 
     def stop(self, *, success: bool = False) -> None:
-        """Abandon any move and put the controller in its safe state."""
+        """Abandon any move and put the controller this device drives in its safe state."""
         self._cancel.set()
-        self.driver.safe()
+        with self._writing:
+            if self._driving:
+                self.driver.safe()
+                self._driving = False
+
+    def safe(self) -> None:
+        """Put the controller in its safe state, whoever drives it (operator abort)."""
+        self._cancel.set()
+        with self._writing:
+            self._driving = False
+            self.driver.safe()

@@ -186,6 +186,47 @@ class Store:
             self._move(session, experiment, target, reason, lab_time)
             return experiment
 
+    def update_experiment(self, experiment_id: int, **fields: Any) -> Experiment:
+        """Set fields (furnace, sample_id ...) without a state change."""
+        with self.transaction() as session:
+            experiment = session.get(Experiment, experiment_id)
+            if experiment is None:
+                raise StoreError(f"no experiment with id {experiment_id}")
+            for key, value in fields.items():
+                setattr(experiment, key, value)
+            experiment.updated_at = utcnow()
+            session.add(experiment)
+            return experiment
+
+    def finish_experiment(
+        self,
+        experiment_id: int,
+        target: ExperimentState,
+        reason: str = "",
+        *,
+        outcomes: Sequence[Outcome] = (),
+        planner_state: dict[str, Any] | None = None,
+        lab_time: float | None = None,
+    ) -> Experiment:
+        """End an experiment in one transaction: its state, its outcomes, and the planner
+        state that learnt from it, so a crash can never keep one without the others."""
+        with self.transaction() as session:
+            experiment = session.get(Experiment, experiment_id)
+            if experiment is None:
+                raise StoreError(f"no experiment with id {experiment_id}")
+            self._move(session, experiment, target, reason, lab_time)
+            for outcome in outcomes:
+                outcome.experiment_id = experiment_id
+                outcome.method_params = jsonable(outcome.method_params)
+                session.add(outcome)
+            if planner_state is not None:
+                campaign = session.get(Campaign, experiment.campaign)
+                assert campaign is not None
+                campaign.planner_state = jsonable(planner_state)
+                campaign.updated_at = utcnow()
+                session.add(campaign)
+            return experiment
+
     @staticmethod
     def _move(
         session: Session,
@@ -332,6 +373,15 @@ class Store:
     def document_writer(self, campaign: str | None = None) -> DocumentWriter:
         """A RunEngine subscriber that stores every document as it is emitted."""
         return DocumentWriter(self, campaign)
+
+    def mark_run_interrupted(self, run_uid: str) -> None:
+        """A run whose stop document never came (the process died) gets exit status
+        ``interrupted``."""
+        with self.transaction() as session:
+            run = session.get(Run, run_uid)
+            if run is not None and run.exit_status is None:
+                run.exit_status, run.reason = "interrupted", "the campaign process ended mid-run"
+                session.add(run)
 
     def runs(self, campaign: str | None = None, experiment_id: int | None = None) -> list[Run]:
         with self.transaction() as session:
