@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -55,7 +56,9 @@ def main(
     """A self-driving laboratory for materials synthesis."""
     # Our drivers raise typed errors; pymodbus' own log lines about the same failures
     # would only repeat them on the operator's screen.
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    # The same goes for the RunEngine's log of a failed plan: the campaign records why.
+    for noisy in ("pymodbus", "bluesky"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 LabPath = Annotated[Path, typer.Argument(help="lab config YAML", show_default=False)]
@@ -105,22 +108,126 @@ def _fmt(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-@app.command()
-def run(campaign: CampaignArg) -> None:
-    """Run an autonomous campaign."""
-    not_built("run", 6)
+DbOption = Annotated[
+    str, typer.Option("--db", help="SQLite file or SQLAlchemy URL (postgresql://...)")
+]
+ApproveOption = Annotated[
+    bool, typer.Option("--approve", help="Accept, edit or reject each proposal before it runs.")
+]
+LiveOption = Annotated[bool, typer.Option("--live/--no-live", help="Live display.")]
 
 
 @app.command()
-def resume(campaign: CampaignArg) -> None:
-    """Continue a campaign after a pause, a crash or a kill."""
-    not_built("resume", 6)
+def run(
+    campaign: Annotated[Path, typer.Argument(help="campaign YAML", show_default=False)],
+    lab: Annotated[
+        Path | None, typer.Option("--lab", help="lab YAML (default: the campaign's)")
+    ] = None,
+    db: DbOption = "athanor.db",
+    approve: ApproveOption = False,
+    live: LiveOption = True,
+) -> None:
+    """Run an autonomous campaign (Ctrl-C pauses safely and asks what to do)."""
+    from athanor.campaign.session import load_for_run
+
+    try:
+        config, lab_config = load_for_run(campaign, lab)
+    except ConfigError as exc:
+        fail(str(exc))
+    _run(config, lab_config, db, approve=approve, live=live, new=True)
 
 
 @app.command()
-def status() -> None:
+def resume(
+    campaign: Annotated[str, typer.Argument(help="campaign name (as in the store)")],
+    db: DbOption = "athanor.db",
+    approve: ApproveOption = False,
+    live: LiveOption = True,
+) -> None:
+    """Continue a campaign after a pause, a stop, a crash or a kill."""
+    from athanor.campaign.session import stored_campaign
+    from athanor.store import StoreError
+
+    try:
+        config, lab_config = stored_campaign(db, campaign)
+    except StoreError as exc:
+        fail(str(exc))
+    _run(config, lab_config, db, approve=approve, live=live, new=False)
+
+
+def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, new: bool) -> None:
+    from athanor.campaign.operator import Operator, pause_on_interrupt
+    from athanor.campaign.runner import CampaignRunner
+    from athanor.campaign.session import open_session
+    from athanor.drivers.errors import DriverError
+    from athanor.store import StoreError
+
+    operator = Operator(console, live=live)
+    try:
+        with open_session(config, lab_config, db) as session:
+            runner = CampaignRunner(
+                config, session.lab, session.store,
+                approve=operator.approve if approve else None,
+                decide=operator.decide, on_progress=operator.progress,
+            )  # fmt: skip
+            if new:
+                runner.start()
+            else:
+                for note in runner.recover():
+                    console.print(f"[yellow]resume:[/] {note}")
+            with pause_on_interrupt(runner):
+                summary = operator.run(runner, runner.run)
+            _print_summary(summary, session)
+    except (ConfigError, StoreError, DriverError) as exc:
+        fail(str(exc))
+
+
+def _print_summary(summary: dict[str, Any], session: Any) -> None:
+    counts = ", ".join(f"{v} {k}" for k, v in summary["counts"].items())
+    console.print(
+        f"[bold]{summary['campaign']}[/]: {counts}; {summary['lab_hours']:.1f} lab hours "
+        f"in {summary['wall_seconds']:.0f} wall seconds"
+    )
+    if summary["best"] is not None:
+        value, params = summary["best"]
+        console.print(f"best: [bold green]{value:.4g}[/] with {_recipe(params)}")
+        if session.sim is not None:
+            from athanor.campaign.truth import compare_with_truth
+
+            console.print(compare_with_truth(session.config, session.sim.truth, params))
+
+
+def _recipe(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+@app.command()
+def status(db: DbOption = "athanor.db") -> None:
     """Show the campaigns in the store and where each stands."""
-    not_built("status", 6)
+    from athanor.store import Store
+
+    store = Store(db)
+    try:
+        campaigns = store.campaigns()
+        if not campaigns:
+            console.print(f"no campaigns in {store.url}")
+            return
+        table = Table(title=f"campaigns in {store.url}", title_justify="left")
+        for column in ("campaign", "status", "experiments", "lab hours", "updated"):
+            table.add_column(column)
+        for c in campaigns:
+            counts: dict[str, int] = {}
+            for exp in store.experiments(c.name):
+                counts[exp.state] = counts.get(exp.state, 0) + 1
+            table.add_row(
+                c.name, c.status, ", ".join(f"{n} {s}" for s, n in counts.items()) or "none",
+                f"{c.lab_time / 3600:.1f}", f"{c.updated_at:%Y-%m-%d %H:%M}",
+            )  # fmt: skip
+        console.print(table)
+    finally:
+        store.close()
 
 
 @app.command()
@@ -136,10 +243,48 @@ def analyse(campaign: CampaignArg) -> None:
 
 
 @sim_app.command("serve")
-def sim_serve(lab: LabPath) -> None:
-    """Start every emulator of a simulated lab on loopback until interrupted."""
-    _load_lab(lab)
-    not_built("sim serve", 3)
+def sim_serve(
+    lab: LabPath,
+    write_lab: Annotated[
+        Path | None,
+        typer.Option("--write-lab", help="Write the lab config with the real connections here."),
+    ] = None,
+) -> None:
+    """Start every emulator of a simulated lab on loopback until interrupted.
+
+    Prints each instrument's real connection (port, pty path); with ``--write-lab`` also
+    writes a lab config that ``athanor check`` and ``athanor run --lab`` can use.
+    """
+    import signal
+    import threading
+
+    import yaml
+
+    from athanor.simulators.lab import SimulatedLab
+
+    config = _load_lab(lab)
+    try:
+        with SimulatedLab(config) as sim:
+            resolved = sim.start()
+            table = Table(title=f"{config.name}: serving (Ctrl-C stops)", title_justify="left")
+            for column in ("instrument", "kind", "model", "connection"):
+                table.add_column(column)
+            for name, inst in resolved.instruments.items():
+                table.add_row(name, inst.kind, inst.model, inst.connection)
+            console.print(table)
+            console.print(f"lab clock: {sim.clock.time_scale:g}× (epoch {sim.clock.epoch:.3f})")
+            if write_lab is not None:
+                data = resolved.model_dump(mode="json", exclude={"simulation"})
+                write_lab.write_text(yaml.safe_dump(data, sort_keys=False))
+                console.print(f"wrote {write_lab}")
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+            console.print("stopping emulators ...")
+    except ConfigError as exc:
+        fail(str(exc))
+    console.print("stopped cleanly")
 
 
 @sim_app.command("validate")

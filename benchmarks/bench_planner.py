@@ -1,0 +1,350 @@
+"""Planner benchmark: athanor vs uniform random, scrambled Sobol and Ax ``Client`` defaults.
+
+``python -m benchmarks planner [--quick]`` runs every problem and prints one table each.
+Long runs can be split and resumed (results are cached per problem in
+``out/bench/planner/*.json``)::
+
+    python -m benchmarks.bench_planner --seeds 20 --problems branin,hartmann6
+    python -m benchmarks.bench_planner --report       # tables and plot from the cache
+
+Seeds are paired: seed ``s`` gives every method the same problem noise and worker
+durations, and the planner and Sobol the same design. Regret is optimum minus the best
+true value among the experiments so far (failed or infeasible ones give nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import console, median, percentile, single_thread_torch, table
+from benchmarks.planner_methods import HAVE_AX, METHODS
+from benchmarks.planner_problems import REPO, Problem, datasets, hartmann6, synthetic
+
+OUT = REPO / "out" / "bench"
+CACHE = OUT / "planner"
+
+
+def problems(quick: bool) -> tuple[list[Problem], str]:
+    found, note = datasets()
+    return synthetic(quick) + found, note
+
+
+def run_one(problem: Problem, method: str, seed: int, budget: int) -> dict[str, Any]:
+    """One optimisation run; regret after each completed experiment and latencies."""
+    rng = np.random.default_rng(seed)
+    durations = rng.uniform(0.5, 1.5, size=budget)
+    noise = np.random.default_rng(1_000_000 + seed)
+    runner = METHODS[method](problem, seed)
+    running: list[tuple[float, int, dict[str, Any], Any]] = []
+    done: list[dict[str, Any]] = []
+    regret, failures, issued, now = [], 0, 0, 0.0
+    best = -math.inf
+    while len(done) < budget:
+        while len(running) < problem.workers and issued < budget:
+            params, handle = runner.ask([r[2] for r in running])
+            running.append((now + durations[issued], issued, params, handle))
+            issued += 1
+        running.sort(key=lambda r: (r[0], r[1]))
+        now, _, params, handle = running.pop(0)
+        outcomes = problem.evaluate(params, noise)
+        runner.tell(handle, params, outcomes)
+        failures += outcomes is None
+        done.append(params)
+        if problem.hypervolume is not None:
+            regret.append(problem.optimum - problem.hypervolume(done))
+            continue
+        value = problem.true(params) if outcomes is not None else None
+        if value is not None:
+            best = max(best, value)
+        regret.append(problem.optimum - best if best > -math.inf else math.nan)
+    return {"regret": regret, "latency": runner.latencies, "failures": failures}
+
+
+def run_problem(problem: Problem, methods: list[str], seeds: int, quick: bool) -> dict:
+    budget = problem.quick_budget if quick else problem.budget
+    result: dict[str, Any] = {"budget": budget, "seeds": seeds, "runs": {}}
+    for method in methods:
+        runs = []
+        for seed in range(seeds):
+            start = time.perf_counter()
+            runs.append(run_one(problem, method, seed, budget))
+            runs[-1]["seconds"] = time.perf_counter() - start
+        result["runs"][method] = runs
+    return result
+
+
+def latency_scenario(quick: bool) -> dict[str, list[float]]:
+    """Suggest 4 with 3 pending, 6 dimensions, 300 (quick: 100) observations."""
+    from athanor.planner import Planner
+
+    n_obs, calls = (60, 3) if quick else (300, 20)
+    rng = np.random.default_rng(0)
+    planner = Planner(
+        {
+            "parameters": [
+                {"name": f"x{i}", "type": "continuous", "low": 0, "high": 1} for i in range(6)
+            ]
+        },
+        [{"name": "f", "goal": "minimize"}],
+    )
+
+    def observe(x: np.ndarray) -> None:
+        planner.ingest(
+            {f"x{i}": float(v) for i, v in enumerate(x)}, {"f": hartmann6(x) + 0.01 * rng.normal()}
+        )
+
+    for x in rng.random((n_obs, 6)):
+        observe(x)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        batch = planner.suggest(
+            4, pending=[{f"x{i}": float(v) for i, v in enumerate(x)} for x in rng.random((3, 6))]
+        )
+        times.append(time.perf_counter() - start)
+        observe(np.array(list(batch[0].params.values())))
+    return {"athanor": times, "observations": [n_obs], "calls": [calls]}
+
+
+# ------------------------------------------------------------------------- reporting
+
+
+def _reached(regret: list[float], threshold: float) -> int | None:
+    for i, r in enumerate(regret):
+        if not math.isnan(r) and r <= threshold:
+            return i + 1
+    return None
+
+
+def _stats(values: list[float]) -> str:
+    v = [x for x in values if not math.isnan(x)]
+    if not v:
+        return "-"
+    return f"{median(v):.2g} [{percentile(v, 25):.2g}–{percentile(v, 75):.2g}]"
+
+
+def _steps(runs: list[dict], threshold: float, budget: int) -> tuple[float, float]:
+    """Median experiments to reach the threshold (unreached = budget + 1) and fraction."""
+    hits = [_reached(r["regret"], threshold) for r in runs]
+    counted = [h if h is not None else budget + 1 for h in hits]
+    return median(counted), sum(h is not None for h in hits) / len(hits)
+
+
+def report(problem: Problem, result: dict[str, Any]) -> None:
+    budget, runs = result["budget"], result["runs"]
+    half = budget // 2
+    random_steps, random_frac = (
+        _steps(runs["random"], problem.threshold, budget) if "random" in runs else (None, 0.0)
+    )
+    rows = []
+    for method, mruns in runs.items():
+        steps, frac = _steps(mruns, problem.threshold, budget)
+        af: object = "-"
+        if random_steps and frac >= 0.5:
+            # random's unreached runs count as budget+1, so its n is then a lower bound
+            af = f"{'≥' if random_frac < 0.5 else ''}{random_steps / steps:.2g}"
+        lat = [t for r in mruns for t in r["latency"]]
+        latency = "-" if not lat else "/".join(f"{percentile(lat, q):.2f}" for q in (50, 95, 99))
+        name = f"{method} ({len(mruns)})"
+        if problem.name == "branin_failures":
+            name += f" {median([r['failures'] for r in mruns]):g} failed"
+        rows.append(
+            [
+                name,
+                _stats([r["regret"][half - 1] for r in mruns]),
+                _stats([r["regret"][-1] for r in mruns]),
+                f"{steps:g}{'+' if frac < 0.5 else ''} ({frac:.0%})",
+                af,
+                latency,
+            ]
+        )
+    columns = [
+        "method (seeds)",
+        f"regret@{half}",
+        f"regret@{budget}",
+        f"n: regret≤{problem.threshold:g}",
+        "AF",
+        "latency s p50/95/99",
+    ]
+    note = problem.note + (
+        "\nregret: median [IQR]; n: median experiments to reach it (unreached = budget+1; "
+        "'+': under half reached), (fraction of seeds reached); AF: random's n / method's n "
+        "('≥': random mostly did not reach it)"
+    )
+    if problem.random_medians:
+        note += _dataset_note(problem, result)
+    table(f"planner: {problem.name} (budget {budget})", columns, rows, note)
+
+
+def _dataset_note(problem: Problem, result: dict[str, Any]) -> str:
+    """Acceleration against the README's exact random medians, top 5 % and top 1 %."""
+    assert problem.random_medians is not None and problem.top1 is not None
+    budget, parts = result["budget"], []
+    top1_regret = problem.optimum - problem.top1
+    for method, mruns in result["runs"].items():
+        s5, f5 = _steps(mruns, problem.threshold, budget)
+        s1, f1 = _steps(mruns, top1_regret, budget)
+        parts.append(
+            f"{method}: top5% median {s5:g} ({f5:.0%} reached) "
+            f"AF {problem.random_medians[0] / s5:.2g}"
+            f", top1% median {s1:g}{'+' if f1 < 0.5 else ''} ({f1:.0%}) "
+            f"AF {problem.random_medians[1] / s1:.2g}"
+        )
+    return (
+        f"\nAF vs the README's exact random medians (top 5 %: {problem.random_medians[0]}, "
+        f"top 1 %: {problem.random_medians[1]}):\n  " + "\n  ".join(parts)
+    )
+
+
+def plot(entries: list[tuple[Problem, dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = math.ceil(len(entries) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, (problem, result) in zip(axes.ravel(), entries, strict=False):
+        for method, runs in result["runs"].items():
+            r = np.array([run["regret"] for run in runs], dtype=float)
+            r = np.where(np.isnan(r), np.nanmax(r) if np.isfinite(np.nanmax(r)) else 1, r)
+            r = np.maximum(r, 1e-6)
+            x = np.arange(1, r.shape[1] + 1)
+            ax.plot(x, np.median(r, axis=0), label=method)
+            ax.fill_between(
+                x, np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0), alpha=0.2
+            )
+        ax.set_yscale("log")
+        ax.set_title(f"{problem.name} ({result['seeds']} seeds)", fontsize=9)
+        ax.set_xlabel("experiments")
+        ax.set_ylabel("regret")
+        ax.axhline(problem.threshold, color="grey", lw=0.5, ls="--")
+    for ax in axes.ravel()[len(entries) :]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report_latency(result: dict[str, list[float]]) -> None:
+    t = result["athanor"]
+    table(
+        "planner: suggestion latency, 6 dims, batch 4 with 3 pending",
+        ["case", "observations", "calls", "p50 s", "p95 s", "p99 s", "target p95"],
+        [
+            [
+                "athanor",
+                result["observations"][0],
+                result["calls"][0],
+                percentile(t, 50),
+                percentile(t, 95),
+                percentile(t, 99),
+                "≤ 2 s",
+            ]
+        ],
+        "each call refits the GP (warm-started hyperparameters) with one more observation; "
+        "torch single-threaded",
+    )
+
+
+# ------------------------------------------------------------------------- entry points
+
+
+def execute(
+    quick: bool, seeds: int, names: list[str] | None, methods: list[str], cache: bool
+) -> list[tuple[Problem, dict[str, Any]]]:
+    """Run, print and (``cache``) store the named problems (default all)."""
+    single_thread_torch()
+    entries = []
+    found, note = problems(quick)
+    console.print(note, style="dim")
+    if not HAVE_AX:
+        console.print(
+            "Ax columns skipped: ax-platform is not installed (pip install -e '.[bench]')",
+            style="yellow",
+        )
+    for problem in found:
+        if names and problem.name not in names:
+            continue
+        use = [m for m in methods if m != "ax" or (HAVE_AX and problem.ax)]
+        result = run_problem(problem, use, seeds, quick)
+        if cache:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            for method, runs in result["runs"].items():
+                part = {**result, "runs": {method: runs}}
+                (CACHE / f"{problem.name}__{method}.json").write_text(json.dumps(part))
+        report(problem, result)
+        entries.append((problem, result))
+    if not names or "latency" in names:
+        lat = latency_scenario(quick)
+        if cache:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            (CACHE / "latency.json").write_text(json.dumps(lat))
+        report_latency(lat)
+    return entries
+
+
+def report_cached() -> None:
+    found, _ = problems(quick=False)
+    entries = []
+    for problem in found:
+        result: dict[str, Any] = {"runs": {}}
+        for method in METHODS:
+            path = CACHE / f"{problem.name}__{method}.json"
+            if path.is_file():
+                part = json.loads(path.read_text())
+                result.update(budget=part["budget"], seeds=part["seeds"])
+                result["runs"].update(part["runs"])
+        if result["runs"]:
+            report(problem, result)
+            entries.append((problem, result))
+    if (CACHE / "latency.json").is_file():
+        report_latency(json.loads((CACHE / "latency.json").read_text()))
+    if entries:
+        plot(entries, OUT / "planner_regret.png")
+        console.print(f"plot: {OUT / 'planner_regret.png'}", style="dim")
+
+
+def main(quick: bool) -> None:
+    """Quick: 2 seeds, short budgets, a few problems, no Ax. Full: everything, 20 seeds."""
+    if not quick:
+        execute(False, 20, None, list(METHODS), cache=True)
+        report_cached()
+        return
+    names = ["branin", "two_objectives", "branin_failures", "autoam", "latency"]
+    entries = execute(True, 2, names, ["athanor", "random", "sobol"], cache=False)
+    plot(entries, OUT / "planner_regret_quick.png")
+    console.print(f"plot: {OUT / 'planner_regret_quick.png'}", style="dim")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_planner")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--problems", default="", help="comma-separated (default: all)")
+    parser.add_argument("--methods", default="athanor,random,sobol,ax")
+    parser.add_argument("--report", action="store_true", help="tables and plot from the cache")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.report:
+        report_cached()
+        return 0
+    names = [n for n in args.problems.split(",") if n] or None
+    execute(args.quick, args.seeds, names, args.methods.split(","), cache=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,618 @@
+"""The experiment planner: ``suggest`` what to run next, ``ingest`` what happened.
+
+Typical use by a scheduler::
+
+    planner = Planner(space, objectives, seed=7)
+    for s in planner.suggest(1, pending=[e.params for e in running]):
+        start(s.params)                      # s also says how it was chosen
+    planner.ingest(params, {"target_fraction": 0.83})          # outcome arrived
+    planner.ingest(params, status="failed")                    # experiment failed
+    blob = json.dumps(planner.state())                         # store it ...
+    planner = Planner.from_state(json.loads(blob))             # ... and carry on
+
+Until ``n_initial`` experiments have been issued (and two have given outcomes) the
+planner walks a constraint-respecting scrambled Sobol sequence; from then on it fits
+Gaussian processes and maximises qLogNEI (one objective) or qLogNEHVI (several). If
+fitting or optimisation fails numerically it falls back to the Sobol sequence and says
+so in the suggestion's ``model``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from botorch.exceptions.warnings import BotorchWarning
+from linear_operator.utils.warnings import NumericalWarning
+from pydantic import Field, ValidationError
+
+from athanor.planner import candidates
+from athanor.planner.design import SobolDesign, check_feasible
+from athanor.planner.encoding import Encoder, PlannerError
+from athanor.planner.models import (
+    Hyperparameters,
+    TrainingData,
+    build_acquisition,
+    feasible_mask,
+    objective_values,
+)
+from athanor.planner.space import Objective, OutcomeConstraint, SearchSpace
+from athanor.schema import StrictModel
+
+log = logging.getLogger(__name__)
+
+Status = Literal["completed", "failed", "abandoned"]
+STATE_VERSION = 1
+
+
+class PlannerSettings(StrictModel):
+    """How much work each model-based suggestion does.
+
+    Above ``large_data`` completed experiments the search uses the ``*_large`` sizes, which
+    keeps a suggestion within about a second for hundreds of experiments.
+    """
+
+    raw_samples: int = Field(512, ge=16)
+    num_restarts: int = Field(8, ge=1)
+    raw_samples_large: int = Field(256, ge=16)
+    num_restarts_large: int = Field(2, ge=1)
+    large_data: int = Field(100, ge=1)
+    mc_samples: int = Field(128, ge=16)
+    max_assignments: int = Field(4, ge=1, description="discrete assignments polished")
+    maxiter: int = Field(100, ge=1, description="optimiser iterations per polish")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One proposed experiment and how it was chosen.
+
+    Attributes
+    ----------
+    params : dict
+        Parameter name -> value, fixed parameters included; ready to run.
+    phase : {'initial', 'model'}
+        Initial space-filling design, or model-based.
+    model : str
+        What chose it, e.g. ``'SingleTaskGP/qLogNEI'``, ``'Sobol'``, or
+        ``'Sobol (fallback: ...)'`` when the model could not be used.
+    acquisition_value : float or None
+        The (log-)acquisition value at ``params``; None for design points.
+    n_observations : int
+        Completed experiments (outcomes) the planner had seen, prior data included.
+    n_failures : int
+        Failed experiments it had seen.
+    n_pending : int
+        Experiments it was told were still running.
+    seed : int
+        The random seed used for this call (derived from the planner's seed).
+    """
+
+    params: dict[str, Any]
+    phase: Literal["initial", "model"]
+    model: str
+    acquisition_value: float | None
+    n_observations: int
+    n_failures: int
+    n_pending: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable data."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One experiment the planner was told about.
+
+    Attributes
+    ----------
+    params : dict
+        The parameters it ran with (checked against the space).
+    outcomes : dict
+        Measured outcomes by name (empty unless ``status == 'completed'``).
+    status : {'completed', 'failed', 'abandoned'}
+        Completed experiments train the outcome models; failed ones train the
+        feasibility model; abandoned ones (stopped for reasons unrelated to the
+        parameters) are kept for the record only.
+    prior : bool
+        True for data from an earlier campaign (see :meth:`Planner.warm_start`).
+    """
+
+    params: dict[str, Any]
+    outcomes: dict[str, float] = field(default_factory=dict)
+    status: Status = "completed"
+    prior: bool = False
+
+
+class Planner:
+    """Bayesian optimisation planner over a :class:`~athanor.planner.space.SearchSpace`.
+
+    Parameters
+    ----------
+    space : SearchSpace or mapping
+        The search space (a mapping is validated as the campaign YAML's ``search_space``).
+    objectives : sequence of Objective or mapping
+        One objective (qLogNEI) or several (qLogNEHVI, Pareto front).
+    outcome_constraints : sequence of OutcomeConstraint or mapping, optional
+        Outcomes that must stay on one side of a bound.
+    seed : int, optional
+        Seed of the design and of every model-based suggestion.
+    n_initial : int, optional
+        Size of the initial Sobol design; default ``max(5, 2 * dimensions)``.
+    pool : sequence of mappings, optional
+        Candidate rows; suggestions are then only rows not yet tried or pending. Default:
+        the CSV named by ``space.pool``, if any (path relative to the working directory).
+    settings : PlannerSettings or mapping, optional
+        Search effort.
+
+    Raises
+    ------
+    PlannerError
+        For an invalid or contradictory space, objectives, constraints or pool.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | Mapping[str, Any],
+        objectives: Sequence[Objective | Mapping[str, Any]],
+        outcome_constraints: Sequence[OutcomeConstraint | Mapping[str, Any]] = (),
+        *,
+        seed: int = 0,
+        n_initial: int | None = None,
+        pool: Sequence[Mapping[str, Any]] | None = None,
+        settings: PlannerSettings | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.space = _validate(SearchSpace, space, "search_space")
+        self.objectives = [
+            _validate(Objective, o, f"objectives[{i}]") for i, o in enumerate(objectives)
+        ]
+        self.outcome_constraints = [
+            _validate(OutcomeConstraint, c, f"outcome_constraints[{i}]")
+            for i, c in enumerate(outcome_constraints)
+        ]
+        self.settings = _validate(PlannerSettings, settings or {}, "settings")
+        if not self.objectives:
+            raise PlannerError("objectives: give at least one objective")
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise PlannerError(f"objectives: names must be unique, got {names}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise PlannerError(f"seed: {seed!r} is not allowed; give an integer >= 0")
+        self.seed = seed
+        self.encoder = Encoder(self.space)
+        if n_initial is None:
+            n_initial = max(5, 2 * len(self.encoder.columns))
+        if not isinstance(n_initial, int) or n_initial < 1:
+            raise PlannerError(f"n_initial: {n_initial!r} is not allowed; give an integer >= 1")
+        self.n_initial = n_initial
+        self.outcomes = list(dict.fromkeys(names + [c.name for c in self.outcome_constraints]))
+        if pool is None and self.space.pool:
+            pool = read_pool(self.space.pool, self.space.names)
+        self.pool: list[dict[str, Any]] | None = None
+        self._pool_X = np.zeros((0, self.encoder.dim))
+        if pool is not None:
+            self.pool = [self.encoder.check(row, f"pool[{i}]") for i, row in enumerate(pool)]
+            if not self.pool:
+                raise PlannerError("pool: the candidate pool is empty")
+            self._pool_X = np.array([self.encoder.encode(r) for r in self.pool])
+        else:
+            check_feasible(self.encoder)
+        self._design = SobolDesign(self.encoder, seed)
+        self.observations: list[Observation] = []
+        self._sobol_drawn = 0
+        self._calls = 0
+        self._hyper: Hyperparameters = {}
+
+    # ------------------------------------------------------------------ observations
+
+    def ingest(
+        self,
+        params: Mapping[str, Any],
+        outcomes: Mapping[str, float] | None = None,
+        *,
+        status: Status = "completed",
+    ) -> Observation:
+        """Record what happened to one experiment.
+
+        Parameters
+        ----------
+        params : mapping
+            The parameters it ran with; every non-fixed parameter, known names only.
+        outcomes : mapping, optional
+            Measured outcomes; required (finite numbers for every objective and outcome
+            constraint) when ``status == 'completed'``, ignored otherwise. Other outcome
+            names are kept but not modelled.
+        status : {'completed', 'failed', 'abandoned'}
+            ``'failed'``: the experiment could not give outcomes because of where it was
+            in the space (it trains the feasibility model). ``'abandoned'``: stopped for
+            reasons unrelated to its parameters; only recorded.
+
+        Returns
+        -------
+        Observation
+            The checked record that was stored.
+
+        Raises
+        ------
+        PlannerError
+            Unknown or missing parameters, values outside the space, missing or
+            non-finite outcomes, an unknown status.
+        """
+        obs = self._observation(params, outcomes, status, prior=False)
+        self.observations.append(obs)
+        return obs
+
+    def warm_start(self, records: Iterable[Observation | Mapping[str, Any]]) -> int:
+        """Add data from an earlier campaign before (or while) planning.
+
+        Parameters
+        ----------
+        records : iterable of Observation or mappings
+            Each with ``params``, ``outcomes`` and optionally ``status``
+            (default ``'completed'``). Prior experiments count towards the initial design.
+
+        Returns
+        -------
+        int
+            How many records were added.
+        """
+        added = []
+        for i, rec in enumerate(records):
+            if isinstance(rec, Observation):
+                rec = asdict(rec)
+            if not isinstance(rec, Mapping) or "params" not in rec:
+                raise PlannerError(f"prior[{i}]: give a mapping with 'params' and 'outcomes'")
+            added.append(
+                self._observation(
+                    rec["params"],
+                    rec.get("outcomes"),
+                    rec.get("status", "completed"),
+                    prior=True,
+                    what=f"prior[{i}]",
+                )
+            )
+        self.observations.extend(added)
+        return len(added)
+
+    def _observation(
+        self,
+        params: Mapping[str, Any],
+        outcomes: Mapping[str, float] | None,
+        status: str,
+        prior: bool,
+        what: str = "params",
+    ) -> Observation:
+        if status not in ("completed", "failed", "abandoned"):
+            raise PlannerError(
+                f"status: {status!r} is not allowed; use 'completed', 'failed' or 'abandoned'"
+            )
+        checked = self.encoder.check(params, what)
+        if self.pool is not None and status != "abandoned" and self._pool_index(checked) is None:
+            log.info("observation outside the pool: %s", checked)
+        values: dict[str, float] = {}
+        if status == "completed":
+            if not isinstance(outcomes, Mapping):
+                raise PlannerError(
+                    f"outcomes: a completed experiment needs outcomes for "
+                    f"{', '.join(self.outcomes)}; got {outcomes!r}"
+                )
+            missing = [n for n in self.outcomes if n not in outcomes]
+            if missing:
+                raise PlannerError(
+                    f"outcomes: missing {', '.join(map(repr, missing))}; a completed "
+                    "experiment needs every objective and constrained outcome (report it as "
+                    "status='failed' if it gave none)"
+                )
+            for name, value in outcomes.items():
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    raise PlannerError(f"outcomes.{name}: {value!r} is not a number") from None
+                if name in self.outcomes and not math.isfinite(number):
+                    raise PlannerError(
+                        f"outcomes.{name}: {value!r} is not a finite number; report a "
+                        "failed measurement as status='failed'"
+                    )
+                values[str(name)] = number
+        return Observation(checked, values, status, prior)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ suggestions
+
+    def suggest(self, n: int = 1, pending: Iterable[Mapping[str, Any]] = ()) -> list[Suggestion]:
+        """Propose ``n`` experiments to run next.
+
+        Parameters
+        ----------
+        n : int
+            How many (a batch is chosen jointly: each point accounts for the others).
+        pending : iterable of mappings
+            Parameters of experiments still running; suggestions keep away from them
+            (BoTorch ``X_pending``) and pool rows that are pending are not offered.
+
+        Returns
+        -------
+        list of Suggestion
+            ``n`` suggestions (fewer only when a pool runs out of untried rows).
+
+        Raises
+        ------
+        PlannerError
+            For a bad ``n`` or bad pending parameters, or an exhausted pool.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise PlannerError(f"n: {n!r} is not allowed; give an integer >= 1")
+        pending_params = [self.encoder.check(p, f"pending[{i}]") for i, p in enumerate(pending)]
+        X_pending = np.array([self.encoder.encode(p) for p in pending_params])
+        seed = int(np.random.SeedSequence([self.seed, self._calls]).generate_state(1)[0] >> 1)
+        self._calls += 1
+        completed = [o for o in self.observations if o.status == "completed"]
+        failed = [o for o in self.observations if o.status == "failed"]
+        info = dict(
+            n_observations=len(completed),
+            n_failures=len(failed),
+            n_pending=len(pending_params),
+            seed=seed,
+        )
+        if self.pool is not None:
+            available = self._available(X_pending)
+            if not len(available):
+                raise PlannerError(
+                    "pool: every candidate row has been tried or is pending; nothing to suggest"
+                )
+            n = min(n, len(available))
+        issued = len(completed) + len(failed) + len(pending_params)
+        if issued < self.n_initial or len(completed) < 2:
+            return self._design_points(n, X_pending, "initial", "Sobol", info)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.random.fork_rng(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", NumericalWarning)
+                warnings.simplefilter("ignore", BotorchWarning)
+                torch.manual_seed(seed)
+                X, values, model = self._model_points(n, X_pending, completed, failed, seed)
+        except Exception as exc:  # numerical trouble must not stop a campaign
+            log.warning("model-based suggestion failed, using Sobol: %r", exc)
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            return self._design_points(n, X_pending, "model", f"Sobol (fallback: {reason})", info)
+        finally:
+            torch.set_num_threads(threads)
+        return [
+            Suggestion(self._decode(x), "model", model, v, **info)
+            for x, v in zip(X, values, strict=True)
+        ]
+
+    def _decode(self, x: np.ndarray) -> dict[str, Any]:
+        if self.pool is not None:
+            i = self._pool_index_encoded(x)
+            assert i is not None
+            return dict(self.pool[i])
+        return self.encoder.decode(list(x))
+
+    def _design_points(
+        self, n: int, X_pending: np.ndarray, phase: str, model: str, info: dict[str, Any]
+    ) -> list[Suggestion]:
+        if self.pool is None:
+            X, self._sobol_drawn = self._design.draw(n, self._sobol_drawn)
+        else:
+            X = self._pool_design(n, X_pending)
+        return [
+            Suggestion(self._decode(x), phase, model, None, **info)  # type: ignore[arg-type]
+            for x in X
+        ]
+
+    def _pool_design(self, n: int, X_pending: np.ndarray) -> np.ndarray:
+        """Untried pool rows nearest to successive Sobol points."""
+        engine = torch.quasirandom.SobolEngine(self.encoder.dim, scramble=True, seed=self.seed)
+        engine.fast_forward(self._sobol_drawn)
+        taken = np.ones(len(self._pool_X), dtype=bool)
+        taken[self._available_index(X_pending)] = False
+        out = []
+        for _ in range(n):
+            point = engine.draw(1, dtype=torch.float64).numpy()[0]
+            self._sobol_drawn += 1
+            dist = np.where(taken, np.inf, ((self._pool_X - point) ** 2).sum(axis=1))
+            i = int(np.argmin(dist))
+            taken[i] = True
+            out.append(self._pool_X[i])
+        return np.array(out)
+
+    def _model_points(
+        self,
+        n: int,
+        X_pending: np.ndarray,
+        completed: list[Observation],
+        failed: list[Observation],
+        seed: int,
+    ) -> tuple[np.ndarray, list[float], str]:
+        data = self._training_data(completed, failed)
+        pending_t = torch.as_tensor(X_pending, dtype=torch.float64) if len(X_pending) else None
+        acq = build_acquisition(
+            data,
+            self.objectives,
+            self.outcome_constraints,
+            pending_t,
+            seed,
+            self.settings.mc_samples,
+            self._hyper,
+        )
+        if self.pool is not None:
+            X, values = candidates.choose_from_pool(acq.function, self._available(X_pending), n)
+            return X, values, acq.model_name
+        large = len(completed) > self.settings.large_data
+        s = self.settings
+        search = candidates.SearchSettings(
+            raw_samples=s.raw_samples_large if large else s.raw_samples,
+            num_restarts=s.num_restarts_large if large else s.num_restarts,
+            max_assignments=s.max_assignments,
+            maxiter=s.maxiter,
+        )
+        centres = data.X.numpy()[self._best_indices(data)]
+        X, values = candidates.optimise(
+            acq.function, self.encoder, n, pending_t, centres, seed, search
+        )
+        return X, values, acq.model_name
+
+    def _training_data(
+        self, completed: list[Observation], failed: list[Observation]
+    ) -> TrainingData:
+        X = np.array([self.encoder.encode(o.params) for o in completed])
+        Y = np.array([[o.outcomes[name] for name in self.outcomes] for o in completed])
+        X_failed = np.array([self.encoder.encode(o.params) for o in failed]).reshape(
+            -1, self.encoder.dim
+        )
+        t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+        succeeded = np.concatenate([np.ones(len(X)), np.zeros(len(X_failed))])
+        return TrainingData(
+            t(X), t(Y), self.outcomes, t(np.concatenate([X, X_failed])), t(succeeded)
+        )
+
+    def _best_indices(self, data: TrainingData, k: int = 5) -> np.ndarray:
+        values = objective_values(data, self.objectives).numpy()
+        ok = feasible_mask(data, self.outcome_constraints).numpy()
+        score = values.sum(axis=1) if values.shape[1] > 1 else values[:, 0]
+        score = np.where(ok, score, -np.inf)
+        return np.argsort(-score, kind="stable")[:k]
+
+    # ------------------------------------------------------------------ pool helpers
+
+    def _pool_index_encoded(self, x: np.ndarray) -> int | None:
+        dist = np.abs(self._pool_X - x).max(axis=1)
+        i = int(np.argmin(dist))
+        return i if dist[i] < 1e-9 else None
+
+    def _pool_index(self, params: Mapping[str, Any]) -> int | None:
+        return self._pool_index_encoded(self.encoder.encode(params))
+
+    def _available_index(self, X_pending: np.ndarray) -> np.ndarray:
+        used = np.zeros(len(self._pool_X), dtype=bool)
+        tried = [self.encoder.encode(o.params) for o in self.observations]
+        for x in [*tried, *X_pending]:
+            used |= np.abs(self._pool_X - x).max(axis=1) < 1e-9
+        return np.flatnonzero(~used)
+
+    def _available(self, X_pending: np.ndarray) -> np.ndarray:
+        return self._pool_X[self._available_index(X_pending)]
+
+    # ------------------------------------------------------------------ results
+
+    def best(self) -> Observation | None:
+        """The best completed experiment meeting the outcome constraints (one objective).
+
+        With several objectives use :meth:`pareto_front`. None before any such experiment.
+        """
+        completed = [o for o in self.observations if o.status == "completed"]
+        if not completed:
+            return None
+        data = self._training_data(completed, [])
+        i = self._best_indices(data, 1)[0]
+        return completed[i] if feasible_mask(data, self.outcome_constraints)[i] else None
+
+    def pareto_front(self) -> list[Observation]:
+        """Completed experiments meeting the outcome constraints that no other dominates."""
+        completed = [o for o in self.observations if o.status == "completed"]
+        if not completed:
+            return []
+        data = self._training_data(completed, [])
+        values = objective_values(data, self.objectives).numpy()
+        ok = feasible_mask(data, self.outcome_constraints).numpy()
+        front = []
+        for i in np.flatnonzero(ok):
+            others = values[ok]
+            dominated = np.any(
+                np.all(others >= values[i], axis=1) & np.any(others > values[i], axis=1)
+            )
+            if not dominated:
+                front.append(completed[i])
+        return front
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to carry on, as plain JSON-serialisable data.
+
+        ``Planner.from_state(planner.state())`` suggests exactly what ``planner`` would.
+        """
+        return {
+            "version": STATE_VERSION,
+            "space": self.space.model_dump(mode="json"),
+            "objectives": [o.model_dump(mode="json") for o in self.objectives],
+            "outcome_constraints": [c.model_dump(mode="json") for c in self.outcome_constraints],
+            "seed": self.seed,
+            "n_initial": self.n_initial,
+            "settings": self.settings.model_dump(mode="json"),
+            "pool": self.pool,
+            "observations": [asdict(o) for o in self.observations],
+            "sobol_drawn": self._sobol_drawn,
+            "suggest_calls": self._calls,
+            "hyperparameters": self._hyper,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Planner:
+        """Rebuild a planner from :meth:`state` data.
+
+        Raises
+        ------
+        PlannerError
+            When ``state`` is not planner state of a version this code reads.
+        """
+        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+            version = state.get("version") if isinstance(state, Mapping) else None
+            raise PlannerError(
+                f"state: not planner state of version {STATE_VERSION} (version {version!r})"
+            )
+        try:
+            planner = cls(
+                state["space"],
+                state["objectives"],
+                state["outcome_constraints"],
+                seed=state["seed"],
+                n_initial=state["n_initial"],
+                pool=state["pool"],
+                settings=state["settings"],
+            )
+            for rec in state["observations"]:
+                planner.observations.append(
+                    planner._observation(
+                        rec["params"], rec["outcomes"], rec["status"], rec["prior"], "state"
+                    )
+                )
+            planner._sobol_drawn = int(state["sobol_drawn"])
+            planner._calls = int(state["suggest_calls"])
+            planner._hyper = {k: dict(v) for k, v in state["hyperparameters"].items()}
+        except KeyError as exc:
+            raise PlannerError(f"state: missing key {exc}") from None
+        return planner
+
+
+def _validate(model: type, value: Any, what: str) -> Any:
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{what}.{'.'.join(str(k) for k in e['loc'] if '[' not in str(k))}: "
+            f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"
+            for e in exc.errors(include_url=False)
+        )
+        raise PlannerError(problems) from None
+
+
+def read_pool(path: str | Path, names: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of a candidate-pool CSV: the columns in ``names`` (others are ignored)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return [{k: v for k, v in row.items() if k in names} for row in csv.DictReader(fh)]
+    except OSError as exc:
+        raise PlannerError(f"search_space.pool: cannot read {str(path)!r} ({exc})") from None

@@ -1,0 +1,361 @@
+"""The planner's behaviour as a campaign relies on it: suggest, ingest, restore."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from athanor.planner import Planner, PlannerError
+
+FAST = {"raw_samples": 64, "num_restarts": 2, "maxiter": 30, "mc_samples": 32}
+
+SQUARE = {
+    "parameters": [
+        {"name": "x", "type": "continuous", "low": 0, "high": 1},
+        {"name": "y", "type": "continuous", "low": 0, "high": 1},
+    ]
+}
+MAXIMIZE_F = [{"name": "f", "goal": "maximize"}]
+
+
+def bump(p: dict) -> float:
+    return -((p["x"] - 0.3) ** 2) - (p["y"] - 0.7) ** 2
+
+
+def run(planner: Planner, fn, steps: int) -> None:
+    for _ in range(steps):
+        (s,) = planner.suggest(1)
+        planner.ingest(s.params, {"f": fn(s.params)})
+
+
+def branin(p: dict) -> float:
+    x1, x2 = p["x1"], p["x2"]
+    return (
+        (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1)
+        + 10
+    )
+
+
+# ---------------------------------------------------------------- initial design
+
+
+def test_initial_design_respects_linear_constraints_and_compositions():
+    space = {
+        "parameters": [
+            {"name": "temperature", "type": "continuous", "low": 600, "high": 1100},
+            {"name": "dwell", "type": "continuous", "low": 0.5, "high": 12, "log": True},
+            {"name": "a", "type": "continuous", "low": 0, "high": 1},
+            {"name": "b", "type": "continuous", "low": 0, "high": 0.4},
+            {"name": "c", "type": "continuous", "low": 0.1, "high": 1},
+        ],
+        "compositions": [{"name": "cations", "components": ["a", "b", "c"], "total": 1}],
+        "constraints": ["temperature + 40*dwell <= 1200"],
+    }
+    planner = Planner(space, MAXIMIZE_F, n_initial=30)
+    suggestions = planner.suggest(30)
+    assert all(s.phase == "initial" and s.model == "Sobol" for s in suggestions)
+    for s in suggestions:
+        p = s.params
+        assert p["temperature"] + 40 * p["dwell"] <= 1200 + 1e-6
+        assert p["a"] + p["b"] + p["c"] == pytest.approx(1.0)
+        assert p["b"] <= 0.4 + 1e-9 and p["c"] >= 0.1 - 1e-9
+        assert 0.5 <= p["dwell"] <= 12
+    temps = [s.params["temperature"] for s in suggestions]
+    assert max(temps) - min(temps) > 300  # space-filling, not clustered
+
+
+def test_design_continues_where_it_stopped():
+    one = Planner(SQUARE, MAXIMIZE_F, seed=3, n_initial=8)
+    first = [s.params for s in one.suggest(2)] + [s.params for s in one.suggest(2)]
+    other = Planner(SQUARE, MAXIMIZE_F, seed=3, n_initial=8)
+    assert [s.params for s in other.suggest(4)] == first
+
+
+# ---------------------------------------------------------------- model phase
+
+
+def test_compositions_sum_to_total_in_model_phase():
+    space = {
+        "parameters": [
+            {"name": f"c{i}", "type": "continuous", "low": 0, "high": 100} for i in range(3)
+        ]
+        + [{"name": "t", "type": "continuous", "low": 0, "high": 1}],
+        "compositions": [{"name": "mix", "components": ["c0", "c1", "c2"], "total": 100}],
+    }
+    planner = Planner(space, MAXIMIZE_F, seed=1, n_initial=5, settings=FAST)
+
+    def f(p):
+        return -((p["c0"] - 50) ** 2) / 1e3 - (p["t"] - 0.5) ** 2
+
+    run(planner, f, 8)
+    batch = planner.suggest(3)
+    assert all(s.phase == "model" for s in batch)
+    for s in batch:
+        assert sum(s.params[f"c{i}"] for i in range(3)) == pytest.approx(100.0, abs=1e-6)
+        assert all(0 <= s.params[f"c{i}"] <= 100 for i in range(3))
+
+
+def test_mixed_space_gives_valid_choices_and_integers():
+    space = {
+        "parameters": [
+            {"name": "x", "type": "continuous", "low": 0, "high": 1},
+            {"name": "passes", "type": "integer", "low": 1, "high": 6},
+            {"name": "size", "type": "ordinal", "values": [1, 2, 4, 8]},
+            {"name": "precursor", "type": "categorical", "values": ["oxide", "nitrate", "acetate"]},
+            {"name": "atmosphere", "type": "fixed", "value": "air"},
+        ]
+    }
+    planner = Planner(space, MAXIMIZE_F, seed=2, settings=FAST)
+
+    def f(p):
+        bonus = {"oxide": 0.0, "nitrate": 1.0, "acetate": 0.3}[p["precursor"]]
+        return bonus - (p["x"] - 0.6) ** 2 - 0.1 * abs(p["passes"] - 4) + 0.05 * p["size"]
+
+    run(planner, f, 14)
+    batch = planner.suggest(2)
+    assert batch[0].phase == "model"
+    for s in batch:
+        p = s.params
+        assert isinstance(p["passes"], int) and 1 <= p["passes"] <= 6
+        assert p["size"] in (1, 2, 4, 8)
+        assert p["precursor"] in ("oxide", "nitrate", "acetate")
+        assert p["atmosphere"] == "air"
+    assert planner.best().params["precursor"] == "nitrate"
+
+
+def test_pool_suggestions_are_untried_pool_rows():
+    rng = np.random.default_rng(0)
+    pool = [{"x": float(a), "y": float(b)} for a, b in rng.random((40, 2))]
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=0, pool=pool, n_initial=4, settings=FAST)
+    seen = []
+    for _ in range(8):
+        pending = [pool[0]]
+        for s in planner.suggest(2, pending=pending):
+            assert s.params in pool
+            assert s.params not in seen and s.params != pool[0]
+            seen.append(s.params)
+            planner.ingest(s.params, {"f": bump(s.params)})
+    assert len(seen) == 16
+
+
+def test_pool_runs_out_with_a_clear_error():
+    pool = [{"x": 0.1, "y": 0.2}, {"x": 0.5, "y": 0.5}]
+    planner = Planner(SQUARE, MAXIMIZE_F, pool=pool)
+    assert len(planner.suggest(5)) == 2
+    for row in pool:
+        planner.ingest(row, {"f": 1.0})
+    with pytest.raises(PlannerError, match="every candidate row has been tried"):
+        planner.suggest(1)
+
+
+def test_pending_experiments_push_suggestions_apart():
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=4, n_initial=6, settings=FAST)
+    run(planner, bump, 10)
+    state = planner.state()
+    (alone,) = Planner.from_state(state).suggest(1)
+    (beside,) = Planner.from_state(state).suggest(1, pending=[alone.params])
+    distance = math.dist(alone.params.values(), beside.params.values())
+    assert distance > 0.02
+    assert beside.n_pending == 1
+
+
+def test_batch_points_differ():
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=5, n_initial=6, settings=FAST)
+    run(planner, bump, 8)
+    a, b, c = (tuple(s.params.values()) for s in planner.suggest(3))
+    assert min(math.dist(a, b), math.dist(a, c), math.dist(b, c)) > 1e-3
+
+
+@pytest.mark.slow
+def test_failure_region_is_learnt():
+    """Experiments with x > 0.5 fail, and the objective rises towards them."""
+
+    def landings(report: str) -> int:
+        planner = Planner(SQUARE, MAXIMIZE_F, seed=6, n_initial=8, settings=FAST)
+        landed = []
+        while len(landed) < 12:
+            (s,) = planner.suggest(1)
+            if s.params["x"] > 0.5:
+                planner.ingest(s.params, status=report)
+            else:
+                planner.ingest(s.params, {"f": s.params["x"] + s.params["y"]})
+            if s.phase == "model":
+                landed.append(s.params["x"] > 0.6)
+        assert ("feasibility GP" in s.model) == (report == "failed")
+        return sum(landed)
+
+    learnt, ignored = landings("failed"), landings("abandoned")
+    assert ignored >= 10
+    assert learnt <= ignored / 2
+
+
+def test_several_objectives_give_a_pareto_front():
+    objectives = [{"name": "f", "goal": "maximize"}, {"name": "g", "goal": "maximize"}]
+    planner = Planner(SQUARE, objectives, seed=7, n_initial=6, settings=FAST)
+    for _ in range(12):
+        (s,) = planner.suggest(1)
+        x, y = s.params["x"], s.params["y"]
+        planner.ingest(s.params, {"f": x * (1 - 0.5 * y), "g": (1 - x) * (1 - 0.5 * y)})
+    assert s.model.endswith("qLogNEHVI")
+    front = planner.pareto_front()
+    values = [(o.outcomes["f"], o.outcomes["g"]) for o in front]
+    others = [(o.outcomes["f"], o.outcomes["g"]) for o in planner.observations]
+    for v in values:
+        assert not any(w[0] >= v[0] and w[1] >= v[1] and w != v for w in others)
+    assert len(front) >= 2
+
+
+def test_outcome_constraint_is_respected_by_best():
+    planner = Planner(
+        SQUARE,
+        MAXIMIZE_F,
+        [{"name": "purity", "op": ">=", "bound": 0.5}],
+        seed=8,
+        n_initial=6,
+        settings=FAST,
+    )
+    for _ in range(12):
+        (s,) = planner.suggest(1)
+        planner.ingest(s.params, {"f": s.params["x"], "purity": 1 - s.params["x"]})
+    best = planner.best()
+    assert best is not None and best.outcomes["purity"] >= 0.5
+    assert best.params["x"] > 0.35
+
+
+def test_target_objective_approaches_the_target():
+    space = {"parameters": [{"name": "x", "type": "continuous", "low": 0, "high": 4}]}
+    planner = Planner(
+        space,
+        [{"name": "gap", "goal": "target", "target": 2.0}],
+        seed=9,
+        n_initial=4,
+        settings=FAST,
+    )
+    for _ in range(10):
+        (s,) = planner.suggest(1)
+        planner.ingest(s.params, {"gap": 0.5 + s.params["x"] ** 2 / 4})
+    assert abs(planner.best().outcomes["gap"] - 2.0) < 0.05
+
+
+# ---------------------------------------------------------------- state and warm start
+
+
+def test_state_is_json_and_restores_the_same_next_suggestion():
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=10, n_initial=5, settings=FAST)
+    run(planner, bump, 7)
+    planner.ingest({"x": 0.9, "y": 0.9}, status="failed")
+    restored = Planner.from_state(json.loads(json.dumps(planner.state())))
+    pending = [{"x": 0.2, "y": 0.2}]
+    assert restored.suggest(2, pending=pending) == planner.suggest(2, pending=pending)
+    assert restored.state() == planner.state()
+
+
+def test_warm_start_uses_prior_data():
+    rng = np.random.default_rng(1)
+    prior = [{"params": {"x": a, "y": b}} for a, b in rng.random((8, 2)).tolist()]
+    for rec in prior:
+        rec["outcomes"] = {"f": bump(rec["params"])}
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=11, settings=FAST)
+    assert planner.warm_start(prior) == 8
+    (s,) = planner.suggest(1)
+    assert s.phase == "model" and s.n_observations == 8
+    assert all(o.prior for o in planner.observations)
+    assert math.dist((s.params["x"], s.params["y"]), (0.3, 0.7)) < 0.35
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("params", "outcomes", "hint"),
+    [
+        ({"x": 0.1, "y": 0.2, "z": 1}, {"f": 1}, "unknown parameter.*'z'"),
+        ({"x": 0.1}, {"f": 1}, "missing parameter.*'y'"),
+        ({"x": 2.0, "y": 0.2}, {"f": 1}, "params.x: 2 is outside the allowed range 0 to 1"),
+        ({"x": 0.1, "y": 0.2}, {"f": float("nan")}, "outcomes.f.*not a finite number"),
+        ({"x": 0.1, "y": 0.2}, {"g": 1.0}, "outcomes: missing 'f'"),
+        ({"x": 0.1, "y": 0.2}, None, "needs outcomes"),
+    ],
+)
+def test_bad_observations_are_refused_naming_the_field(params, outcomes, hint):
+    planner = Planner(SQUARE, MAXIMIZE_F)
+    with pytest.raises(PlannerError, match=hint):
+        planner.ingest(params, outcomes)
+    assert planner.observations == []
+
+
+def test_bad_spaces_are_refused():
+    with pytest.raises(PlannerError, match="no point satisfies"):
+        Planner({**SQUARE, "constraints": ["x + y >= 3"]}, MAXIMIZE_F)
+    with pytest.raises(PlannerError, match="every parameter is fixed"):
+        Planner({"parameters": [{"name": "a", "type": "fixed", "value": 1}]}, MAXIMIZE_F)
+    with pytest.raises(PlannerError, match=r"search_space.parameters"):
+        Planner({"parameters": []}, MAXIMIZE_F)
+    with pytest.raises(PlannerError, match="must be below high"):
+        Planner(
+            {"parameters": [{"name": "a", "type": "continuous", "low": 1, "high": 0}]}, MAXIMIZE_F
+        )
+    with pytest.raises(PlannerError, match=r"objectives\[0\].goal"):
+        Planner(SQUARE, [{"name": "f", "goal": "maximise"}])
+
+
+def test_bad_calls_are_refused():
+    planner = Planner(SQUARE, MAXIMIZE_F)
+    with pytest.raises(PlannerError, match="n: 0 is not allowed"):
+        planner.suggest(0)
+    with pytest.raises(PlannerError, match=r"pending\[0\]: unknown parameter"):
+        planner.suggest(1, pending=[{"q": 1}])
+    with pytest.raises(PlannerError, match="status: 'lost' is not allowed"):
+        planner.ingest({"x": 0.1, "y": 0.1}, status="lost")
+    with pytest.raises(PlannerError, match="not planner state"):
+        Planner.from_state({"version": 99})
+
+
+# ---------------------------------------------------------------- numerical trouble
+
+
+def test_duplicate_points_and_constant_outcomes_do_not_stop_the_campaign():
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=12, n_initial=3, settings=FAST)
+    for _ in range(6):
+        planner.ingest({"x": 0.5, "y": 0.5}, {"f": 1.0})
+    planner.ingest({"x": 0.2, "y": 0.5}, {"f": 1.0})
+    batch = planner.suggest(2)
+    assert len(batch) == 2 and all(s.phase == "model" for s in batch)
+    assert all(0 <= v <= 1 for s in batch for v in s.params.values())
+
+
+def test_failed_fit_falls_back_to_sobol_and_says_so(monkeypatch):
+    from athanor.planner import models
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("not positive definite")
+
+    monkeypatch.setattr(models, "fit_gp", broken)
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=13, n_initial=2)
+    run(planner, bump, 2)
+    (s,) = planner.suggest(1)
+    assert s.phase == "model" and s.model.startswith("Sobol (fallback: RuntimeError")
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_branin_beats_random_search():
+    space = {
+        "parameters": [
+            {"name": "x1", "type": "continuous", "low": -5, "high": 10},
+            {"name": "x2", "type": "continuous", "low": 0, "high": 15},
+        ]
+    }
+    planner = Planner(space, [{"name": "f", "goal": "minimize"}], seed=0, settings=FAST)
+    for _ in range(20):
+        (s,) = planner.suggest(1)
+        planner.ingest(s.params, {"f": branin(s.params)})
+    rng = np.random.default_rng(0)
+    random_best = min(branin({"x1": -5 + 15 * a, "x2": 15 * b}) for a, b in rng.random((20, 2)))
+    assert planner.best().outcomes["f"] < min(random_best, 1.5)
