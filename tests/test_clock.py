@@ -75,3 +75,18 @@ def test_wait_until_polls_in_lab_time_and_gives_up_at_the_timeout():
     clock = ManualClock()
     assert not wait_until(clock, lambda: False, timeout=60, poll=7)
     assert clock.now() == pytest.approx(60)
+
+
+def test_a_lab_timeout_lasts_the_clocks_wall_grace_so_a_busy_cpu_is_no_timeout():
+    clock = ScaledClock(1e6, grace=0.2)  # a millisecond of wall time is 17 lab minutes
+    deadline = Deadline(clock, 60)
+    time.sleep(0.01)
+    assert deadline.elapsed > 60
+    assert not deadline.expired and deadline.remaining > 0
+    time.sleep(0.2)
+    assert deadline.expired and deadline.remaining == 0
+
+
+def test_grace_defaults_to_none_on_wall_time_and_two_seconds_when_scaled():
+    assert WallClock().grace == 0
+    assert ScaledClock(3600).grace == 2.0

@@ -24,6 +24,7 @@ class Clock(Protocol):
     """What every part of the lab needs from a clock; all values in lab seconds."""
 
     time_scale: float
+    grace: float  # wall seconds a Deadline lasts at least
 
     def now(self) -> float:
         """Monotonic lab time in seconds."""
@@ -58,13 +59,20 @@ class ScaledClock:
     epoch
         Wall time (``time.time()``) at which lab time was 0. Processes that share
         ``epoch`` and ``time_scale`` share lab time. Defaults to now.
+    grace
+        Wall seconds a :class:`Deadline` on this clock lasts at least. At 3600× a
+        process busy for one second (a model fit) lets an hour of lab time pass; a
+        timeout should not fire for that. Default: 0 at scale 1, else 2 s.
     """
 
-    def __init__(self, time_scale: float = 1.0, epoch: float | None = None) -> None:
+    def __init__(
+        self, time_scale: float = 1.0, epoch: float | None = None, grace: float | None = None
+    ) -> None:
         if not (math.isfinite(time_scale) and time_scale > 0):
             raise ValueError(f"time_scale must be a finite number > 0, got {time_scale!r}")
         self.time_scale = float(time_scale)
         self.epoch = time.time() if epoch is None else float(epoch)
+        self.grace = (0.0 if time_scale == 1 else 2.0) if grace is None else _check_duration(grace)
 
     def now(self) -> float:
         return (time.time() - self.epoch) * self.time_scale
@@ -101,6 +109,7 @@ class ManualClock:
     """
 
     time_scale = math.inf
+    grace = 0.0
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
@@ -134,7 +143,8 @@ class ManualClock:
 
 @dataclass
 class Deadline:
-    """A timeout in lab time: ``Deadline(clock, 30.0)`` expires 30 lab seconds from now."""
+    """A timeout in lab time: ``Deadline(clock, 30.0)`` expires 30 lab seconds from now,
+    and never sooner than the clock's ``grace`` in wall seconds."""
 
     clock: Clock
     timeout: float
@@ -142,6 +152,7 @@ class Deadline:
     def __post_init__(self) -> None:
         self.timeout = _check_duration(self.timeout)
         self.start = self.clock.now()
+        self._wall_start = time.monotonic()
 
     @property
     def elapsed(self) -> float:
@@ -149,11 +160,18 @@ class Deadline:
 
     @property
     def remaining(self) -> float:
-        return max(0.0, self.timeout - self.elapsed)
+        """Lab seconds left (during the wall-time grace: the lab time the grace lasts)."""
+        left = self.timeout - self.elapsed
+        if left > 0:
+            return left
+        grace_left = getattr(self.clock, "grace", 0.0) - (time.monotonic() - self._wall_start)
+        return max(0.0, grace_left * self.clock.time_scale) if grace_left > 0 else 0.0
 
     @property
     def expired(self) -> bool:
-        return self.elapsed >= self.timeout
+        if self.elapsed < self.timeout:
+            return False
+        return time.monotonic() - self._wall_start >= getattr(self.clock, "grace", 0.0)
 
     def wall_remaining(self) -> float:
         """Wall seconds left: what to hand to a socket or serial port timeout."""

@@ -37,7 +37,7 @@ S = ExperimentState
 #: Which state may follow which. Interrupted work goes back to QUEUED or to ABANDONED.
 TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
     S.PROPOSED: frozenset({S.QUEUED, S.ABANDONED}),
-    S.QUEUED: frozenset({S.RUNNING, S.ABANDONED}),
+    S.QUEUED: frozenset({S.RUNNING, S.FAILED, S.ABANDONED}),
     S.RUNNING: frozenset({S.MEASURING, S.FAILED, S.ABANDONED, S.QUEUED}),
     S.MEASURING: frozenset({S.ANALYSED, S.FAILED, S.ABANDONED, S.QUEUED}),
     S.ANALYSED: frozenset(),

@@ -1,0 +1,467 @@
+"""The scheduler: any free furnace takes the next experiment; nothing is lost or run twice.
+
+The store is the source of truth. Every state change of an experiment is one
+transaction, and the planner's state is saved in the same transaction as the outcome it
+learnt from, so a campaign killed at any moment resumes exactly where it stood.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from athanor.campaign.collect import Collector, measurements
+from athanor.campaign.errors import explain
+from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
+from athanor.campaign.worker import Event, ExperimentWorker
+from athanor.config import CampaignConfig
+from athanor.lab import Lab
+from athanor.planner.planner import Planner, Suggestion
+from athanor.protocols.context import ExperimentContext
+from athanor.protocols.registry import check_arguments, resolve
+from athanor.resources import ResourcePool
+from athanor.store import Experiment, ExperimentState, Store
+
+S = ExperimentState
+Decision = Literal["resume", "stop", "abort"]
+#: An operator's verdict on a proposal: run it, run these edited parameters, or skip it.
+Approval = Callable[[Suggestion], dict[str, Any] | None]
+
+
+@dataclass
+class Progress:
+    """What the live display shows."""
+
+    campaign: str
+    max_experiments: int
+    counts: dict[str, int] = field(default_factory=dict)
+    furnaces: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    best: tuple[float, dict[str, Any]] | None = None
+    lab_time: float = 0.0
+    wall_time: float = 0.0
+    note: str = ""
+
+
+class CampaignRunner:
+    """Runs one campaign on one lab, writing everything to the store.
+
+    Parameters
+    ----------
+    config
+        The campaign.
+    lab
+        The connected lab (devices over drivers).
+    store
+        Where everything goes.
+    approve
+        Called with each proposal before it runs (``--approve`` mode): return the
+        parameters to run (possibly edited) or None to reject it.
+    decide
+        Called after a pause (Ctrl-C) to choose resume, stop or abort.
+    on_progress
+        Called with a :class:`Progress` whenever something changes.
+    """
+
+    def __init__(
+        self,
+        config: CampaignConfig,
+        lab: Lab,
+        store: Store,
+        *,
+        approve: Approval | None = None,
+        decide: Callable[[], Decision] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.config, self.lab, self.store = config, lab, store
+        self.clock = lab.clock
+        self.approve, self.decide = approve, decide or (lambda: "stop")
+        self.on_progress = on_progress
+        self.plan = resolve(config.protocol)
+        names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
+        check_arguments(self.plan, names, f"campaign {config.name!r}")
+        if not lab.furnaces:
+            raise ValueError(f"lab {lab.config.name!r} has no furnace")
+        for kind, group in (
+            ("diffractometer", lab.diffractometers),
+            ("spectrometer", lab.spectrometers),
+            ("transfer", lab.transfers),
+        ):
+            if len(group) != 1:
+                raise ValueError(
+                    f"lab {lab.config.name!r} needs exactly one {kind}, has {len(group)}"
+                )
+        self.xrd = next(iter(lab.diffractometers.values()))
+        self.uvvis = next(iter(lab.spectrometers.values()))
+        self.robot = next(iter(lab.transfers.values()))
+        self.pool = ResourcePool(
+            {"furnace": list(lab.furnaces), self.xrd.name: [self.xrd.name],
+             self.uvvis.name: [self.uvvis.name]},
+            self.clock,
+        )  # fmt: skip
+        # A furnace frees up once its sample is out; one more experiment may then wait
+        # for the shared instruments, but no more, so the planner sees results in time.
+        self.max_in_flight = len(lab.furnaces) + 1
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.workers: dict[int, ExperimentWorker] = {}
+        self.planner: Planner
+        self.ingested: list[int] = []
+        self._pause_requested = False
+        self._stopping = False
+        self._started_wall = time.monotonic()
+        self._lab_start = self.clock.now()
+        self._lab_before = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Record a new campaign in the store (refused if the name is taken)."""
+        self.store.create_campaign(
+            self.config.name,
+            config=self.config.model_dump(mode="json"),
+            lab=self.lab.config.model_dump(mode="json"),
+            seed=self.config.seed,
+        )
+        self.planner = Planner(
+            self.config.search_space,
+            self.config.objectives,
+            self.config.outcome_constraints,
+            seed=self.config.seed,
+            n_initial=self.config.initial_experiments,
+        )
+        self._save_planner()
+
+    def recover(self) -> list[str]:
+        """Pick up a campaign from the store after a pause, a crash or a kill.
+
+        Every furnace is put in its safe state first. Experiments that were in a furnace
+        or on an instrument when the campaign died are abandoned (their sample's
+        history is unknown) and, by the campaign's ``on_interrupt`` rule, their
+        parameters queued again as a new experiment. Runs left without a stop document
+        are marked interrupted. Returns what was done, for the operator.
+        """
+        notes = [f"{name}: could not be made safe: {exc}" for name, exc in self.lab.safe()]
+        campaign = self.store.campaign(self.config.name)
+        saved = campaign.planner_state or {}
+        self.planner = Planner.from_state(saved["planner"])
+        self.ingested = list(saved.get("ingested", []))
+        self._lab_before = campaign.lab_time
+        for run in self.store.runs(self.config.name):
+            if run.exit_status is None:
+                self.store.mark_run_interrupted(run.uid)
+        for exp in self.store.experiments(self.config.name, [S.RUNNING, S.MEASURING]):
+            assert exp.id is not None
+            reason = f"interrupted while {exp.state} (campaign stopped or crashed)"
+            self._finish(exp, S.ABANDONED, reason, planner_status="abandoned")
+            notes.append(f"experiment {exp.number}: {reason}; abandoned")
+            if self.config.on_interrupt == "requeue":
+                again = self.store.add_experiment(
+                    self.config.name, exp.params,
+                    {"model": "requeued", "requeued_from": exp.number},
+                    lab_time=self.clock.now(),
+                )  # fmt: skip
+                notes.append(f"experiment {again.number}: queued again with its parameters")
+        self.store.update_campaign(self.config.name, status="running")
+        return notes
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> dict[str, Any]:
+        """Run until the budget is spent or a stopping rule fires; returns a summary."""
+        self.store.update_campaign(self.config.name, status="running")
+        status = "finished"
+        try:
+            while True:
+                if self._pause_requested:
+                    decision = self._pause()
+                    if decision != "resume":
+                        status = "stopped" if decision == "stop" else "aborted"
+                        break
+                if not self._stopping:
+                    self._start_what_fits()
+                if not self.workers and (self._stopping or not self._can_start()):
+                    break
+                try:
+                    event = self.events.get(timeout=0.1)
+                except queue.Empty:
+                    self._report()
+                    continue
+                self._handle(event)
+                self._report()
+        finally:
+            self.lab.safe()
+            self._save_lab_time()
+            self.store.update_campaign(self.config.name, status=status)
+        return self.summary()
+
+    def request_pause(self) -> None:
+        """Pause at the next chance (the Ctrl-C handler calls this)."""
+        self._pause_requested = True
+
+    # ------------------------------------------------------------------ starting
+
+    def _budget_left(self) -> int:
+        done = self.store.experiments(
+            self.config.name, [S.QUEUED, S.RUNNING, S.MEASURING, S.ANALYSED, S.FAILED]
+        )
+        return self.config.budget.max_experiments - len(done)
+
+    def _lab_hours(self) -> float:
+        return (self._lab_before + self.clock.now() - self._lab_start) / 3600.0
+
+    def _can_start(self) -> bool:
+        if self._budget_left() <= 0 and not self._queued():
+            return False
+        limit = self.config.budget.max_lab_hours
+        if limit is not None and self._lab_hours() >= limit:
+            return False
+        return not self._stop_rule_fired()
+
+    def _stop_rule_fired(self) -> bool:
+        rules = self.config.stopping
+        if len(self.config.objectives) != 1:
+            return False
+        best = self.planner.best()
+        objective = self.config.objectives[0]
+        if rules.objective_reaches is not None and best is not None:
+            value = best.outcomes[objective.name]
+            goal = rules.objective_reaches
+            if value <= goal if objective.goal == "minimize" else value >= goal:
+                return True
+        if rules.no_improvement_for is not None and best is not None:
+            completed = [o for o in self.planner.observations if o.status == "completed"]
+            since = len(completed) - 1 - completed.index(best)
+            return since >= rules.no_improvement_for
+        return False
+
+    def _queued(self) -> list[Experiment]:
+        return self.store.experiments(self.config.name, [S.QUEUED])
+
+    def _start_what_fits(self) -> None:
+        while (
+            self.pool.free("furnace")
+            and len(self.workers) < self.max_in_flight
+            and self._can_start()
+        ):
+            queued = [e for e in self._queued() if e.id not in self.workers]
+            experiment = queued[0] if queued else self._propose()
+            if experiment is None:
+                return
+            self._launch(experiment)
+
+    def _propose(self) -> Experiment | None:
+        if self._budget_left() <= 0:
+            return None
+        pending = [self.workers[i].params for i in self.workers]
+        (suggestion,) = self.planner.suggest(1, pending=pending)
+        provenance = suggestion.to_dict()
+        params: dict[str, Any] | None = suggestion.params
+        decision = "accepted"
+        if self.approve is not None:
+            params = self.approve(suggestion)
+            decision = (
+                "rejected"
+                if params is None
+                else ("accepted" if params == suggestion.params else "edited")
+            )
+        self._save_planner()
+        if params is None:
+            self.store.add_experiment(
+                self.config.name, suggestion.params, provenance, decision="rejected",
+                state=S.ABANDONED, lab_time=self.clock.now(),
+            )  # fmt: skip
+            self.planner.ingest(suggestion.params, status="abandoned")
+            return None
+        return self.store.add_experiment(
+            self.config.name, params, provenance, decision=decision, lab_time=self.clock.now()
+        )
+
+    def _launch(self, experiment: Experiment) -> None:
+        assert experiment.id is not None
+        holder = f"{self.config.name}#{experiment.number}"
+        furnace_name = self.pool.try_acquire("furnace", holder)
+        assert furnace_name is not None
+        sample_id = f"{self.config.name}-{experiment.number:03d}-{experiment.attempts + 1}"
+        self.store.add_sample(sample_id, self.config.name, experiment.id)
+        self.store.update_experiment(experiment.id, furnace=furnace_name, sample_id=sample_id)
+        ctx = ExperimentContext(
+            campaign=self.config.name,
+            experiment_id=experiment.id,
+            number=experiment.number,
+            sample_id=sample_id,
+            furnace=self.lab.furnaces[furnace_name].twin(),
+            diffractometer=self.xrd,
+            spectrometer=self.uvvis,
+            transfer=self.robot,
+            pool=self.pool,
+        )
+        kwargs = {**self.config.protocol_args, **experiment.params}
+        worker = ExperimentWorker(
+            experiment.id,
+            experiment.params,
+            lambda: self.plan(ctx, **kwargs),
+            self.events,
+            [self.store.document_writer(self.config.name)],
+            analyse=self._analyse,
+        )
+        self.workers[experiment.id] = worker
+        worker.start()
+
+    # ------------------------------------------------------------------ events
+
+    def _analyse(self, collector: Collector) -> tuple[list[Any], dict[str, float], str]:
+        """(analysis results, planner outcomes, why there are none); in the worker."""
+        try:
+            results = analyse_all(self.config, measurements(collector))
+            outcomes, _, why = planner_outcomes(self.config, results)
+        except Exception as exc:
+            return [], {}, f"analysis failed: {type(exc).__name__}: {exc}"
+        return results, outcomes, why
+
+    def _handle(self, event: Event) -> None:
+        worker = self.workers.get(event.experiment_id)
+        if worker is None:
+            return
+        experiment = self.store.experiment(event.experiment_id)
+        now = self.clock.now()
+        if event.kind == "state":
+            target = S(event.state)
+            if target == S.RUNNING and experiment.state == S.QUEUED:
+                self.store.transition(experiment.id, S.RUNNING, lab_time=now)  # type: ignore[arg-type]
+            elif target == S.MEASURING and experiment.state == S.RUNNING:
+                self.store.transition(experiment.id, S.MEASURING, lab_time=now)  # type: ignore[arg-type]
+            return
+        if event.kind == "paused":
+            return
+        del self.workers[event.experiment_id]
+        self.pool.release_all(f"{self.config.name}#{experiment.number}")
+        if event.kind == "failed":
+            reason = explain(event.error)
+            if self._stopping:
+                self._finish(experiment, S.ABANDONED, f"stopped by the operator ({reason})",
+                             planner_status="abandoned")  # fmt: skip
+            else:
+                self._finish(experiment, S.FAILED, reason, planner_status="failed")
+            return
+        results, outcomes, why = event.analysed
+        if experiment.state == S.RUNNING:
+            self.store.transition(experiment.id, S.MEASURING, lab_time=now)  # type: ignore[arg-type]
+            experiment = self.store.experiment(event.experiment_id)
+        if why:
+            self._finish(experiment, S.FAILED, why, planner_status="failed",
+                         rows=stored_outcomes(results))  # fmt: skip
+        else:
+            self._finish(experiment, S.ANALYSED, "", planner_status="completed",
+                         outcomes=outcomes, rows=stored_outcomes(results))  # fmt: skip
+
+    def _finish(
+        self,
+        experiment: Experiment,
+        target: ExperimentState,
+        reason: str,
+        *,
+        planner_status: Literal["completed", "failed", "abandoned"],
+        outcomes: dict[str, float] | None = None,
+        rows: list[Any] | None = None,
+    ) -> None:
+        """End an experiment: its state, outcomes and what the planner learnt, together."""
+        assert experiment.id is not None
+        self.planner.ingest(experiment.params, outcomes, status=planner_status)
+        self.ingested.append(experiment.id)
+        self.store.finish_experiment(
+            experiment.id, target, reason, outcomes=rows or [],
+            planner_state={"planner": self.planner.state(), "ingested": self.ingested},
+            lab_time=self.clock.now(),
+        )  # fmt: skip
+
+    def _save_planner(self) -> None:
+        self.store.update_campaign(
+            self.config.name,
+            planner_state={"planner": self.planner.state(), "ingested": self.ingested},
+        )
+
+    def _save_lab_time(self) -> None:
+        self.store.update_campaign(
+            self.config.name, lab_time=self._lab_before + self.clock.now() - self._lab_start
+        )
+
+    # ------------------------------------------------------------------ pause
+
+    def _pause(self) -> Decision:
+        """Pause every experiment (furnaces go safe), ask the operator, carry it out."""
+        self._pause_requested = False
+        for worker in self.workers.values():
+            worker.pause()
+        waiting = set(self.workers)
+        deadline = time.monotonic() + 30
+        while waiting and time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event.kind == "paused":
+                waiting.discard(event.experiment_id)
+            else:
+                self._handle(event)
+                waiting.discard(event.experiment_id)
+        self.lab.safe()
+        self.store.update_campaign(self.config.name, status="paused")
+        decision = self.decide()
+        if decision != "resume":
+            self._stopping = True
+        self.store.update_campaign(
+            self.config.name, status="running" if decision == "resume" else "stopping"
+        )
+        for worker in list(self.workers.values()):
+            worker.command(decision)
+        if decision != "resume":
+            while self.workers:
+                self._handle(self.events.get())
+        return decision
+
+    # ------------------------------------------------------------------ reporting
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+
+    def progress(self) -> Progress:
+        counts: dict[str, int] = {}
+        for exp in self.store.experiments(self.config.name):
+            counts[exp.state] = counts.get(exp.state, 0) + 1
+        furnaces: dict[str, tuple[str, float | None]] = {}
+        for name, furnace in self.lab.furnaces.items():
+            holder = self.pool.holder(name)
+            try:
+                temperature: float | None = furnace.driver.pv()
+            except Exception:
+                temperature = None
+            furnaces[name] = (holder.split("#")[-1] if holder else "idle", temperature)
+        best = None
+        if len(self.config.objectives) == 1 and (obs := self.planner.best()) is not None:
+            best = (obs.outcomes[self.config.objectives[0].name], obs.params)
+        return Progress(
+            campaign=self.config.name,
+            max_experiments=self.config.budget.max_experiments,
+            counts=counts,
+            furnaces=furnaces,
+            best=best,
+            lab_time=self._lab_before + self.clock.now() - self._lab_start,
+            wall_time=time.monotonic() - self._started_wall,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        progress = self.progress()
+        return {
+            "campaign": self.config.name,
+            "counts": progress.counts,
+            "best": progress.best,
+            "lab_hours": progress.lab_time / 3600,
+            "wall_seconds": progress.wall_time,
+            "utilisation": {
+                name: self.pool.busy_time(name) / max(self.clock.now() - self._lab_start, 1e-9)
+                for name in self.pool._holder
+            },
+        }

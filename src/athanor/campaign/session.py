@@ -1,0 +1,86 @@
+"""Opening everything a campaign needs: config, store, (simulated) lab, runner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from athanor.clock import make_clock
+from athanor.config import CampaignConfig, ConfigError, LabConfig, load_campaign, load_lab
+from athanor.lab import Lab
+from athanor.planner.encoding import PlannerError
+from athanor.protocols.registry import ProtocolError
+from athanor.store import Store
+
+DEFAULT_DB = "athanor.db"
+
+
+@dataclass
+class Session:
+    config: CampaignConfig
+    lab_config: LabConfig
+    lab: Lab
+    store: Store
+    sim: Any | None  # SimulatedLab when the lab is simulated
+
+
+def load_for_run(campaign: Path, lab: Path | None) -> tuple[CampaignConfig, LabConfig]:
+    """The campaign and its lab, checked before any instrument moves."""
+    config = load_campaign(campaign)
+    lab_path = lab or config.lab_path()
+    lab_config = load_lab(lab_path)
+    check_campaign(config, lab_config)
+    return config, lab_config
+
+
+def check_campaign(config: CampaignConfig, lab_config: LabConfig) -> None:
+    """Protocol, parameters and planner set-up must all be valid; ConfigError if not."""
+    from athanor.planner.planner import Planner
+    from athanor.protocols.registry import check_arguments, resolve
+
+    where = f"campaign {config.name!r}"
+    try:
+        plan = resolve(config.protocol)
+        names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
+        check_arguments(plan, names, where)
+        Planner(
+            config.search_space, config.objectives, config.outcome_constraints,
+            seed=config.seed, n_initial=config.initial_experiments,
+        )  # fmt: skip
+    except (ProtocolError, PlannerError) as exc:
+        raise ConfigError(str(exc)) from None
+    if not lab_config.of_kind("furnace"):
+        raise ConfigError(f"{where}: lab {lab_config.name!r} has no furnace")
+
+
+@contextmanager
+def open_session(config: CampaignConfig, lab_config: LabConfig, db: str) -> Iterator[Session]:
+    """Start the simulated lab if the lab is simulated, connect, open the store."""
+    with ExitStack() as stack:
+        store = Store(db)
+        stack.callback(store.close)
+        sim = None
+        clock = make_clock(lab_config.clock.time_scale)
+        if lab_config.simulated:
+            from athanor.simulators.lab import SimulatedLab
+
+            sim = stack.enter_context(SimulatedLab(lab_config, clock))
+            resolved = sim.start()
+        else:
+            resolved = lab_config
+        lab = Lab.connect(resolved, clock)
+        stack.callback(lab.close)
+        yield Session(config, lab_config, lab, store, sim)
+
+
+def stored_campaign(db: str, name: str) -> tuple[CampaignConfig, LabConfig]:
+    """A campaign's config and lab as the store keeps them (for resume)."""
+    store = Store(db)
+    try:
+        campaign = store.campaign(name)
+    finally:
+        store.close()
+    return CampaignConfig.model_validate(campaign.config), LabConfig.model_validate(campaign.lab)

@@ -1,0 +1,165 @@
+"""Autonomous campaigns on the simulated lab: the loop, pause, abort, kill and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from event_model import DocumentNames, schema_validators
+from typer.testing import CliRunner
+
+from athanor.campaign.runner import CampaignRunner
+from athanor.campaign.session import load_for_run, open_session
+from athanor.cli import app
+from athanor.store import ExperimentState, Store
+
+ROOT = Path(__file__).parent.parent
+S = ExperimentState
+
+
+def write_campaign(folder: Path, name: str = "mini", **changes) -> Path:
+    """The demo campaign, shrunk, on the sim lab sped up to 20000x."""
+    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
+    lab["clock"]["time_scale"] = 20_000
+    lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
+    (folder / "lab.yaml").write_text(yaml.safe_dump(lab))
+    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
+    campaign.update(name=name, lab="lab.yaml", initial_experiments=4)
+    campaign["budget"] = {"max_experiments": 10}
+    campaign.update(changes)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    return path
+
+
+def run_in_process(path: Path, db: Path, decide=None, pause_after: float | None = None):
+    config, lab_config = load_for_run(path, None)
+    with open_session(config, lab_config, str(db)) as session:
+        runner = CampaignRunner(config, session.lab, session.store, decide=decide)
+        runner.start()
+        if pause_after is not None:
+            threading.Timer(pause_after, runner.request_pause).start()
+        summary = runner.run()
+        emulators = session.sim.emulators
+        states = {n: e.thermal.mode for n, e in emulators.items() if n.startswith("furnace")}
+    return summary, states
+
+
+@pytest.mark.slow
+def test_campaign_runs_every_experiment_once_and_stores_valid_documents(tmp_path):
+    path = write_campaign(tmp_path)
+    summary, furnace_modes = run_in_process(path, tmp_path / "lab.db")
+    store = Store(tmp_path / "lab.db")
+    experiments = store.experiments("mini")
+    assert [e.number for e in experiments] == list(range(1, 11))
+    assert all(e.state == S.ANALYSED for e in experiments), [e.reason for e in experiments]
+    assert len({e.furnace for e in experiments}) == 4  # every furnace was used
+    assert set(furnace_modes.values()) == {"standby"}
+    proposals = store.proposals("mini")
+    assert [p.provenance["phase"] for p in proposals[:4]] == ["initial"] * 4
+    assert proposals[-1].provenance["phase"] == "model"  # the model took over
+    runs = store.runs("mini")
+    assert {r.plan_name for r in runs} == {"anneal", "measure_xrd", "measure_spectrum"}
+    assert all(r.exit_status == "success" for r in runs), [(r.plan_name, r.reason) for r in runs]
+    for name, doc in store.documents(runs[0].uid):
+        schema_validators[DocumentNames[name]].validate(doc)
+    outcomes = store.outcomes("mini")
+    assert all("fraction_BaTiO3" in outcomes[e.id] for e in experiments)
+    assert summary["best"] is not None
+
+
+@pytest.mark.slow
+def test_operator_abort_leaves_every_furnace_safe(tmp_path):
+    path = write_campaign(tmp_path)
+    _summary, furnace_modes = run_in_process(
+        path, tmp_path / "lab.db", decide=lambda: "abort", pause_after=2.0
+    )
+    store = Store(tmp_path / "lab.db")
+    assert store.campaign("mini").status == "aborted"
+    assert set(furnace_modes.values()) == {"standby"}
+    states = {e.state for e in store.experiments("mini")}
+    assert not states & {S.QUEUED, S.RUNNING, S.MEASURING}
+    assert S.ABANDONED in states
+
+
+@pytest.mark.slow
+def test_pause_then_resume_finishes_the_campaign(tmp_path):
+    path = write_campaign(tmp_path)
+    _summary, _ = run_in_process(
+        path, tmp_path / "lab.db", decide=lambda: "resume", pause_after=2.0
+    )
+    store = Store(tmp_path / "lab.db")
+    assert store.campaign("mini").status == "finished"
+    finished = store.experiments("mini", [S.ANALYSED, S.FAILED])
+    assert len(finished) == 10
+
+
+@pytest.mark.slow
+def test_kill_mid_campaign_then_resume_loses_and_repeats_nothing(tmp_path):
+    path = write_campaign(tmp_path)
+    db = tmp_path / "lab.db"
+    exe = Path(sys.executable).parent / "athanor"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [exe, "run", str(path), "--db", str(db), "--no-live"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if db.exists():
+            store = Store(db)
+            states = [e.state for e in store.experiments("mini")]
+            store.close()
+            if S.ANALYSED in states and S.RUNNING in states:
+                break
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    store = Store(db)
+    before = {e.number: e.state for e in store.experiments("mini")}
+    interrupted = [n for n, s in before.items() if s in (S.RUNNING, S.MEASURING)]
+    assert interrupted, f"the kill came at a moment with nothing in a furnace: {before}"
+    result = subprocess.run(
+        [exe, "resume", "mini", "--db", str(db), "--no-live"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = store.experiments("mini")
+    numbers = [e.number for e in after]
+    assert numbers == sorted(set(numbers)), "an experiment number appears twice"
+    for number in interrupted:
+        exp = next(e for e in after if e.number == number)
+        assert exp.state == S.ABANDONED and "interrupted" in exp.reason
+    requeued = [p for p in store.proposals("mini") if p.provenance.get("model") == "requeued"]
+    assert sorted(p.provenance["requeued_from"] for p in requeued) == sorted(interrupted)
+    assert not [e for e in after if e.state in (S.QUEUED, S.RUNNING, S.MEASURING)]
+    counted = [e for e in after if e.state in (S.ANALYSED, S.FAILED)]
+    assert len(counted) == 10  # the budget, each experiment once
+    assert all(r.exit_status is not None for r in store.runs("mini"))
+    assert "interrupted" in {r.exit_status for r in store.runs("mini")}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"protocol": "no_such_plan"}, "neither built in"),
+        ({"protocol": "athanor.protocols.synthesis:nothing"}, "has no function"),
+        ({"protocol_args": {"colour": "red"}}, "takes no parameter(s) colour"),
+        ({"budget": {"max_experiments": 2}}, "initial_experiments"),
+        ({"budget": {"max_experiments": -1}}, "budget.max_experiments"),
+    ],
+)
+def test_bad_campaign_is_refused_before_any_instrument_moves(tmp_path, change, message):
+    path = write_campaign(tmp_path, **change)
+    result = CliRunner().invoke(app, ["run", str(path), "--db", str(tmp_path / "lab.db")])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "lab.db").exists()
