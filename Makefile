@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The demo campaign on the simulated lab: 40 experiments on 4 furnaces, then the report.
 demo: $(STAMP)
-	$(BIN)/athanor sim validate lab_configs/sim_lab.yaml
+	@rm -rf runs/demo runs/sim
+	$(BIN)/athanor run lab_configs/campaigns/demo.yaml --db runs/demo/athanor.db
+	$(BIN)/athanor report batio3-demo --db runs/demo/athanor.db --out runs/demo/report.html
 
 # pytest's exit code 5 (no tests ran) counts as a failure.
 test: $(STAMP)

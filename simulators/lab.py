@@ -77,7 +77,10 @@ class SimulatedLab:
         self.emulators: dict[str, Emulator] = {}
         root = root or Path.cwd()
         for name, inst in config.instruments.items():
-            self.emulators[name] = self._emulator(name, inst, root)
+            try:
+                self.emulators[name] = self._emulator(name, inst, root)
+            except ValueError as exc:
+                raise ConfigError(f"instruments.{name}: {exc}") from None
         self.spectrometers = {
             n: e for n, e in self.emulators.items() if isinstance(e, OceanOpticsEmulator)
         }

@@ -43,7 +43,7 @@ def run_in_process(path: Path, db: Path, decide=None, pause_after: float | None 
     config, lab_config = load_for_run(path, None)
     with open_session(config, lab_config, str(db)) as session:
         runner = CampaignRunner(config, session.lab, session.store, decide=decide)
-        runner.start()
+        runner.start(lab_config)
         if pause_after is not None:
             threading.Timer(pause_after, runner.request_pause).start()
         summary = runner.run()

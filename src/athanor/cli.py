@@ -171,7 +171,7 @@ def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, ne
                 decide=operator.decide, on_progress=operator.progress,
             )  # fmt: skip
             if new:
-                runner.start()
+                runner.start(session.lab_config)
             else:
                 for note in runner.recover():
                     console.print(f"[yellow]resume:[/] {note}")
@@ -189,8 +189,10 @@ def _print_summary(summary: dict[str, Any], session: Any) -> None:
         f"in {summary['wall_seconds']:.0f} wall seconds"
     )
     if summary["best"] is not None:
+        from athanor.campaign.display import format_recipe
+
         value, params = summary["best"]
-        console.print(f"best: [bold green]{value:.4g}[/] with {_recipe(params)}")
+        console.print(f"best: [bold green]{value:.4g}[/] with {format_recipe(params)}")
         if session.sim is not None:
             from athanor.campaign.truth import compare_with_truth
 
@@ -231,9 +233,23 @@ def status(db: DbOption = "athanor.db") -> None:
 
 
 @app.command()
-def report(campaign: CampaignArg) -> None:
-    """Write an HTML report of a campaign."""
-    not_built("report", 6)
+def report(
+    campaign: Annotated[str, typer.Argument(help="campaign name (as in the store)")],
+    db: DbOption = "athanor.db",
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file to write")] = None,
+) -> None:
+    """Write an HTML report of a campaign: progress, coverage, best samples, utilisation."""
+    from athanor.campaign.report import write_report
+    from athanor.store import Store, StoreError
+
+    store = Store(db)
+    try:
+        path = write_report(store, campaign, out or Path(f"{campaign}-report.html"))
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    console.print(f"wrote {path}")
 
 
 @app.command()

@@ -11,6 +11,13 @@ from athanor.campaign.runner import Progress
 ORDER = ("proposed", "queued", "running", "measuring", "analysed", "failed", "abandoned")
 
 
+def format_recipe(params: dict[str, object]) -> str:
+    """``temperature_c=1063, dwell_h=3.54, ...`` with four significant digits."""
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
 def _duration(seconds: float) -> str:
     hours, rest = divmod(int(seconds), 3600)
     return f"{hours}h{rest // 60:02d}m"
@@ -36,10 +43,9 @@ def render(progress: Progress) -> Group:
     parts: list[object] = [head, states, furnaces]
     if progress.best is not None:
         value, params = progress.best
-        recipe = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+        parts.append(
+            Text.assemble(("best so far ", "green"), f"{value:.4g}  ({format_recipe(params)})")
         )
-        parts.append(Text.assemble(("best so far ", "green"), f"{value:.4g}  ({recipe})"))
     if progress.note:
         parts.append(Text(progress.note, style="yellow"))
     return Group(*parts)  # type: ignore[arg-type]

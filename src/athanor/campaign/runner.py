@@ -17,7 +17,7 @@ from athanor.campaign.collect import Collector, measurements
 from athanor.campaign.errors import explain
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
 from athanor.campaign.worker import Event, ExperimentWorker
-from athanor.config import CampaignConfig
+from athanor.config import CampaignConfig, LabConfig
 from athanor.lab import Lab
 from athanor.planner.planner import Planner, Suggestion
 from athanor.protocols.context import ExperimentContext
@@ -116,12 +116,16 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        """Record a new campaign in the store (refused if the name is taken)."""
+    def start(self, lab_config: LabConfig | None = None) -> None:
+        """Record a new campaign in the store (refused if the name is taken).
+
+        ``lab_config`` is the lab as written (the default: as connected); a simulated lab
+        is stored as written, so that resume can start its emulators again.
+        """
         self.store.create_campaign(
             self.config.name,
             config=self.config.model_dump(mode="json"),
-            lab=self.lab.config.model_dump(mode="json"),
+            lab=(lab_config or self.lab.config).model_dump(mode="json"),
             seed=self.config.seed,
         )
         self.planner = Planner(
