@@ -52,11 +52,18 @@ def run_in_process(path: Path, db: Path, decide=None, pause_after: float | None 
     return summary, states
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """(folder, summary, furnace modes) of one mini campaign run to its end."""
+    folder = tmp_path_factory.mktemp("finished")
+    summary, furnace_modes = run_in_process(write_campaign(folder), folder / "lab.db")
+    return folder, summary, furnace_modes
+
+
 @pytest.mark.slow
-def test_campaign_runs_every_experiment_once_and_stores_valid_documents(tmp_path):
-    path = write_campaign(tmp_path)
-    summary, furnace_modes = run_in_process(path, tmp_path / "lab.db")
-    store = Store(tmp_path / "lab.db")
+def test_campaign_runs_every_experiment_once_and_stores_valid_documents(finished):
+    folder, summary, furnace_modes = finished
+    store = Store(folder / "lab.db")
     experiments = store.experiments("mini")
     assert [e.number for e in experiments] == list(range(1, 11))
     assert all(e.state == S.ANALYSED for e in experiments), [e.reason for e in experiments]
@@ -163,3 +170,30 @@ def test_bad_campaign_is_refused_before_any_instrument_moves(tmp_path, change, m
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert not (tmp_path / "lab.db").exists()
+
+
+@pytest.mark.slow
+def test_status_report_and_reanalysis_of_a_finished_campaign(finished):
+    folder = finished[0]
+    db = str(folder / "lab.db")
+    runner = CliRunner()
+    status = runner.invoke(app, ["status", "--db", db])
+    assert status.exit_code == 0 and "mini" in status.output and "finished" in status.output
+    report = runner.invoke(app, ["report", "mini", "--db", db, "--out", str(folder / "r.html")])
+    assert report.exit_code == 0, report.output
+    page = (folder / "r.html").read_text()
+    for heading in ("Best value over experiments", "Parameter space coverage",
+                    "Best samples", "Instrument utilisation", "Every experiment"):  # fmt: skip
+        assert heading in page
+    assert page.count("data:image/png;base64") >= 6
+    store = Store(folder / "lab.db")
+    before = {e: o["fraction_BaTiO3"].value for e, o in store.outcomes("mini").items()}
+    again = runner.invoke(app, ["analyse", "mini", "--db", db, "--method", "xrd.peak_ratio"])
+    assert again.exit_code == 0, again.output
+    after = store.outcomes("mini")
+    assert {e: o["fraction_BaTiO3"].method for e, o in after.items()} == {
+        e: "xrd.peak_ratio" for e in before
+    }
+    assert any(after[e]["fraction_BaTiO3"].value != v for e, v in before.items())
+    unknown = runner.invoke(app, ["analyse", "nope", "--db", db])
+    assert unknown.exit_code == 2 and "no campaign named 'nope'" in unknown.output

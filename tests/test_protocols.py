@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from bluesky import RunEngine
 from bluesky.simulators import RunEngineSimulator
 from event_model import DocumentNames, schema_validators
+from typer.testing import CliRunner
 
+from athanor.cli import app
 from athanor.clock import ScaledClock
 from athanor.config import FurnaceLimits
 from athanor.devices.diffractometer import Diffractometer
@@ -107,3 +111,35 @@ def test_measure_spectrum_takes_dark_reference_and_sample_streams(devices):
     }
     assert set(events) == {"dark", "reference", "primary"}
     assert events["reference"].mean() > events["primary"].mean() > events["dark"].mean()
+
+
+RECIPE = ["-p", "temperature_c=1000", "-p", "dwell_h=4", "-p", "ramp_c_per_min=10"]
+SIM_LAB = str(Path(__file__).parent.parent / "lab_configs" / "sim_lab.yaml")
+
+
+def test_plan_check_lists_steps_and_predicts_the_duration_in_lab_time():
+    result = CliRunner().invoke(
+        app, ["plan", "check", "synthesize_and_characterize", *RECIPE, "--lab", SIM_LAB]
+    )
+    assert result.exit_code == 0, result.output
+    # weigh 10 min + 5 moves of 30 s + ramp 97.5 min + 4 h + cool 90 min + XRD 8 min
+    assert "predicted duration 7.47 lab hours" in " ".join(result.output.split())
+    assert "furnace1" in result.output and "10-100_8-minutes" in result.output
+
+
+def test_plan_check_reports_a_limit_violation_before_anything_heats():
+    hot = [a.replace("temperature_c=1000", "temperature_c=1300") for a in RECIPE]
+    result = CliRunner().invoke(
+        app, ["plan", "check", "synthesize_and_characterize", *hot, "--lab", SIM_LAB]
+    )
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "limit violation" in text and "1300" in text and "0–1150" in text
+
+
+def test_plan_check_names_a_missing_parameter():
+    result = CliRunner().invoke(
+        app, ["plan", "check", "synthesize_and_characterize", "-p", "dwell_h=4", "--lab", SIM_LAB]
+    )
+    assert result.exit_code == 2
+    assert "needs ramp_c_per_min, temperature_c" in " ".join(result.output.split())

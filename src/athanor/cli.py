@@ -253,9 +253,41 @@ def report(
 
 
 @app.command()
-def analyse(campaign: CampaignArg) -> None:
-    """Re-analyse a campaign's stored measurements."""
-    not_built("analyse", 7)
+def analyse(
+    campaign: Annotated[str, typer.Argument(help="campaign name (as in the store)")],
+    method: Annotated[
+        str, typer.Option("--method", help="xrd.wpf, xrd.peak_ratio, spectra.tauc_auto, ...")
+    ] = "xrd.wpf",
+    outcome: Annotated[str | None, typer.Option("--outcome", help="show only this outcome")] = None,
+    db: DbOption = "athanor.db",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, do not store.")] = False,
+) -> None:
+    """Re-analyse a campaign's stored measurements with another method or parameters."""
+    from athanor.analysis import METHODS, AnalysisError
+    from athanor.campaign.reanalysis import reanalyse_campaign
+    from athanor.store import Store, StoreError
+
+    if method not in METHODS:
+        fail(f"--method {method!r} is not an analysis method; methods: {', '.join(METHODS)}")
+    store = Store(db)
+    try:
+        changes = reanalyse_campaign(store, campaign, method, record=not dry_run)
+    except (StoreError, AnalysisError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    table = Table(title=f"{campaign}: {method}", title_justify="left")
+    for column in ("experiment", "outcome", "before", "after"):
+        table.add_column(column)
+    for c in changes:
+        if outcome is not None and c.outcome not in (outcome, "-"):
+            continue
+        before = "—" if c.before is None else f"{c.before:.4g}"
+        after = f"rejected: {c.rejected}" if c.rejected else f"{c.after:.4g}"
+        table.add_row(str(c.experiment), c.outcome, before, after)
+    console.print(table)
+    if not dry_run:
+        console.print("stored as the current outcomes (earlier ones kept as superseded)")
 
 
 @sim_app.command("serve")
@@ -316,9 +348,56 @@ def sim_validate(lab: LabPath) -> None:
 
 
 @plan_app.command("check")
-def plan_check(plan: Annotated[str, typer.Argument(help="plan name")]) -> None:
-    """Dry-run a protocol plan: steps, moves, predicted duration, limit violations."""
-    not_built("plan check", 6)
+def plan_check(
+    plan: Annotated[str, typer.Argument(help="built-in plan name or package.module:function")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable")
+    ] = None,
+    lab: Annotated[
+        Path, typer.Option("--lab", help="lab whose instruments and limits apply")
+    ] = Path("lab_configs/sim_lab.yaml"),
+) -> None:
+    """Dry-run a plan without hardware: its steps, moves and predicted lab-time duration.
+
+    Limit violations are reported before anything would heat; exits 1 when there is one.
+    """
+    from athanor.campaign.dryrun import dry_run
+    from athanor.drivers.errors import LimitError
+    from athanor.protocols.registry import ProtocolError
+
+    params = _parse_params(param or [])
+    config = _load_lab(lab)
+    try:
+        result = dry_run(plan, params, config)
+    except (ProtocolError, ConfigError) as exc:
+        fail(str(exc))
+    except (LimitError, ValueError) as exc:
+        fail(f"limit violation, refused before anything moves: {exc}", code=1)
+    table = Table(title=f"{plan}: dry run on {config.name}", title_justify="left")
+    for column in ("#", "step", "on", "what", "lab time"):
+        table.add_column(column)
+    for i, step in enumerate(result.steps, 1):
+        duration = f"{step.lab_seconds / 60:.0f} min" if step.lab_seconds else ""
+        table.add_row(str(i), step.command, step.target, step.value, duration)
+    console.print(table)
+    moves = sum(1 for s in result.steps if s.command == "set")
+    console.print(
+        f"{len(result.steps)} steps, {moves} moves; predicted duration "
+        f"[bold]{result.duration / 3600:.2f} lab hours[/]; no limit violated"
+    )
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            fail(f"--param {item!r}: write NAME=VALUE, e.g. --param temperature_c=1000")
+        try:
+            params[name] = int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            params[name] = text
+    return params
 
 
 def _load_lab(path: Path) -> LabConfig:
