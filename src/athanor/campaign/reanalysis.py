@@ -30,6 +30,7 @@ def reanalyse_campaign(
     With ``record`` the new outcomes are stored and become current (the old ones stay,
     marked superseded, with the method that made them).
     """
+    store.campaign(campaign)  # StoreError naming the known campaigns
     changes: list[Change] = []
     current = store.outcomes(campaign)
     for exp in store.experiments(campaign, [ExperimentState.ANALYSED, ExperimentState.FAILED]):

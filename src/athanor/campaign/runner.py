@@ -63,6 +63,9 @@ class CampaignRunner:
         Called after a pause (Ctrl-C) to choose resume, stop or abort.
     on_progress
         Called with a :class:`Progress` whenever something changes.
+    synchronous
+        Start experiments only in whole batches (one per furnace) once the previous
+        batch has finished: the classic batch schedule, kept as a baseline.
     """
 
     def __init__(
@@ -74,11 +77,14 @@ class CampaignRunner:
         approve: Approval | None = None,
         decide: Callable[[], Decision] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        synchronous: bool = False,
     ) -> None:
         self.config, self.lab, self.store = config, lab, store
         self.clock = lab.clock
         self.approve, self.decide = approve, decide or (lambda: "stop")
         self.on_progress = on_progress
+        self.synchronous = synchronous
+        self.planner_seconds = 0.0  # wall time spent in suggest and ingest
         self.plan = resolve(config.protocol)
         names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
         check_arguments(self.plan, names, f"campaign {config.name!r}")
@@ -155,6 +161,12 @@ class CampaignRunner:
         for run in self.store.runs(self.config.name):
             if run.exit_status is None:
                 self.store.mark_run_interrupted(run.uid)
+        for exp in self.store.experiments(self.config.name, [S.QUEUED]):
+            if exp.sample_id:
+                notes.append(
+                    f"experiment {exp.number}: its sample {exp.sample_id} never reached the "
+                    "anneal; it starts again with a new sample"
+                )
         for exp in self.store.experiments(self.config.name, [S.RUNNING, S.MEASURING]):
             assert exp.id is not None
             reason = f"interrupted while {exp.state} (campaign stopped or crashed)"
@@ -244,6 +256,8 @@ class CampaignRunner:
         return self.store.experiments(self.config.name, [S.QUEUED])
 
     def _start_what_fits(self) -> None:
+        if self.synchronous and self.workers:
+            return
         while (
             self.pool.free("furnace")
             and len(self.workers) < self.max_in_flight
@@ -259,7 +273,9 @@ class CampaignRunner:
         if self._budget_left() <= 0:
             return None
         pending = [self.workers[i].params for i in self.workers]
+        started = time.perf_counter()
         (suggestion,) = self.planner.suggest(1, pending=pending)
+        self.planner_seconds += time.perf_counter() - started
         provenance = suggestion.to_dict()
         params: dict[str, Any] | None = suggestion.params
         decision = "accepted"
@@ -287,7 +303,8 @@ class CampaignRunner:
         holder = f"{self.config.name}#{experiment.number}"
         furnace_name = self.pool.try_acquire("furnace", holder)
         assert furnace_name is not None
-        sample_id = f"{self.config.name}-{experiment.number:03d}-{experiment.attempts + 1}"
+        attempt = len(self.store.samples(experiment.id)) + 1  # a new sample every launch
+        sample_id = f"{self.config.name}-{experiment.number:03d}-{attempt}"
         self.store.add_sample(sample_id, self.config.name, experiment.id)
         self.store.update_experiment(experiment.id, furnace=furnace_name, sample_id=sample_id)
         ctx = ExperimentContext(
@@ -372,7 +389,9 @@ class CampaignRunner:
     ) -> None:
         """End an experiment: its state, outcomes and what the planner learnt, together."""
         assert experiment.id is not None
+        started = time.perf_counter()
         self.planner.ingest(experiment.params, outcomes, status=planner_status)
+        self.planner_seconds += time.perf_counter() - started
         self.ingested.append(experiment.id)
         self.store.finish_experiment(
             experiment.id, target, reason, outcomes=rows or [],
@@ -464,6 +483,7 @@ class CampaignRunner:
             "best": progress.best,
             "lab_hours": progress.lab_time / 3600,
             "wall_seconds": progress.wall_time,
+            "planner_seconds": self.planner_seconds,
             "utilisation": {
                 name: self.pool.busy_time(name) / max(self.clock.now() - self._lab_start, 1e-9)
                 for name in self.pool._holder

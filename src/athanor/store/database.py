@@ -325,6 +325,12 @@ class Store:
                 raise StoreError(f"no sample with id {sample_id!r}")
             return found
 
+    def samples(self, experiment_id: int) -> list[Sample]:
+        """The samples made for an experiment (one per attempt)."""
+        with self.transaction() as session:
+            query = select(Sample).where(Sample.experiment_id == experiment_id)
+            return list(session.exec(query).all())
+
     def sample_moves(self, sample_id: str) -> list[SampleMove]:
         with self.transaction() as session:
             query = (
