@@ -39,10 +39,12 @@ def write_campaign(folder: Path, name: str = "mini", **changes) -> Path:
     return path
 
 
-def run_in_process(path: Path, db: Path, decide=None, pause_after: float | None = None):
+def run_in_process(
+    path: Path, db: Path, decide=None, pause_after: float | None = None, approve=None
+):
     config, lab_config = load_for_run(path, None)
     with open_session(config, lab_config, str(db)) as session:
-        runner = CampaignRunner(config, session.lab, session.store, decide=decide)
+        runner = CampaignRunner(config, session.lab, session.store, decide=decide, approve=approve)
         runner.start(lab_config)
         if pause_after is not None:
             threading.Timer(pause_after, runner.request_pause).start()
@@ -197,3 +199,26 @@ def test_status_report_and_reanalysis_of_a_finished_campaign(finished):
     assert any(after[e]["fraction_BaTiO3"].value != v for e, v in before.items())
     unknown = runner.invoke(app, ["analyse", "nope", "--db", db])
     assert unknown.exit_code == 2 and "no campaign named 'nope'" in unknown.output
+
+
+@pytest.mark.slow
+def test_approve_mode_runs_accepted_and_edited_proposals_and_skips_rejected_ones(tmp_path):
+    path = write_campaign(tmp_path, budget={"max_experiments": 5})
+    verdicts = iter(["reject", "edit"])
+
+    def approve(suggestion):
+        verdict = next(verdicts, "accept")
+        if verdict == "reject":
+            return None
+        if verdict == "edit":
+            return {**suggestion.params, "temperature_c": 950.0}
+        return suggestion.params
+
+    run_in_process(path, tmp_path / "lab.db", approve=approve)
+    store = Store(tmp_path / "lab.db")
+    decisions = [p.decision for p in store.proposals("mini")]
+    assert decisions[:2] == ["rejected", "edited"] and set(decisions[2:]) == {"accepted"}
+    experiments = store.experiments("mini")
+    assert experiments[0].state == S.ABANDONED
+    assert experiments[1].params["temperature_c"] == 950.0
+    assert len(store.experiments("mini", [S.ANALYSED, S.FAILED])) == 5

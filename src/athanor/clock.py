@@ -43,6 +43,13 @@ class Clock(Protocol):
         ...
 
 
+#: Wall seconds any sleep on a running clock lasts at least. Polls written in lab time
+#: (a furnace read every 30 lab s) would otherwise spin thousands of times a second at
+#: high time scales and starve the simulation they wait on; sleeping a little longer
+#: than asked is always allowed.
+MIN_SLEEP = 0.005
+
+
 def _check_duration(seconds: float) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"a duration must be a finite number of seconds >= 0, got {seconds!r}")
@@ -81,10 +88,10 @@ class ScaledClock:
         return _check_duration(seconds) / self.time_scale
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(self.to_wall(seconds))
+        time.sleep(max(self.to_wall(seconds), MIN_SLEEP))
 
     async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(self.to_wall(seconds))
+        await asyncio.sleep(max(self.to_wall(seconds), MIN_SLEEP))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(time_scale={self.time_scale:g}, epoch={self.epoch:.3f})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -43,9 +43,17 @@ class ResourcePool:
         ``{kind: [name, ...]}``, e.g. ``{"furnace": ["furnace1", "furnace2"], "xrd": ["xrd"]}``.
     clock
         The lab clock, for the lease log.
+    on_release
+        Called with an instrument's name each time it is given back (e.g. to wake a
+        scheduler waiting for a free furnace).
     """
 
-    def __init__(self, resources: dict[str, Iterable[str]], clock: Clock) -> None:
+    def __init__(
+        self,
+        resources: Mapping[str, Iterable[str]],
+        clock: Clock,
+        on_release: Callable[[str], None] | None = None,
+    ) -> None:
         self.kinds = {kind: list(names) for kind, names in resources.items()}
         self.clock = clock
         self._holder: dict[str, str | None] = {
@@ -53,6 +61,7 @@ class ResourcePool:
         }
         self._condition = threading.Condition()
         self.log: list[LeaseRecord] = []
+        self.on_release = on_release
 
     def _candidates(self, want: str) -> list[str]:
         if want in self.kinds:
@@ -113,6 +122,8 @@ class ResourcePool:
                     record.end = self.clock.now()
                     break
             self._condition.notify_all()
+        if self.on_release is not None:
+            self.on_release(name)
 
     def release_all(self, holder: str) -> None:
         for name, current in list(self._holder.items()):

@@ -8,8 +8,10 @@ learnt from, so a campaign killed at any moment resumes exactly where it stood.
 from __future__ import annotations
 
 import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,7 +86,14 @@ class CampaignRunner:
         self.approve, self.decide = approve, decide or (lambda: "stop")
         self.on_progress = on_progress
         self.synchronous = synchronous
+        # Proposals come from a thread of their own, except when an operator approves
+        # each one or batches are synchronous.
+        self._inline_proposals = synchronous or approve is not None
+        self._planner_lock = threading.RLock()
+        self._proposal_wanted = threading.Event()
+        self._closing = threading.Event()
         self.planner_seconds = 0.0  # wall time spent in suggest and ingest
+        self.orchestration_seconds = 0.0  # the scheduler's own work, planner excluded
         self.plan = resolve(config.protocol)
         names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
         check_arguments(self.plan, names, f"campaign {config.name!r}")
@@ -106,10 +115,11 @@ class CampaignRunner:
             {"furnace": list(lab.furnaces), self.xrd.name: [self.xrd.name],
              self.uvvis.name: [self.uvvis.name]},
             self.clock,
+            on_release=lambda name: self.events.put(Event("freed", -1, state=name)),
         )  # fmt: skip
-        # A furnace frees up once its sample is out; one more experiment may then wait
-        # for the shared instruments, but no more, so the planner sees results in time.
-        self.max_in_flight = len(lab.furnaces) + 1
+        # A furnace frees up once its sample is out; as many more experiments may then
+        # wait for the shared instruments, but no more, so the planner sees results.
+        self.max_in_flight = 2 * len(lab.furnaces)
         self.events: queue.Queue[Event] = queue.Queue()
         self.workers: dict[int, ExperimentWorker] = {}
         self.planner: Planner
@@ -188,6 +198,10 @@ class CampaignRunner:
         """Run until the budget is spent or a stopping rule fires; returns a summary."""
         self.store.update_campaign(self.config.name, status="running")
         status = "finished"
+        proposer = None
+        if not self._inline_proposals:
+            proposer = threading.Thread(target=self._proposer, name="proposer", daemon=True)
+            proposer.start()
         try:
             while True:
                 if self._pause_requested:
@@ -195,22 +209,47 @@ class CampaignRunner:
                     if decision != "resume":
                         status = "stopped" if decision == "stop" else "aborted"
                         break
-                if not self._stopping:
-                    self._start_what_fits()
-                if not self.workers and (self._stopping or not self._can_start()):
-                    break
+                with self._orchestrating():
+                    if not self._stopping:
+                        self._start_what_fits()
+                        if not self._inline_proposals:
+                            self._propose_ahead()
+                    if not self.workers and (self._stopping or not self._can_start()):
+                        break
                 try:
                     event = self.events.get(timeout=0.1)
                 except queue.Empty:
                     self._report()
                     continue
-                self._handle(event)
+                with self._orchestrating():
+                    self._handle(event)
                 self._report()
+            if status == "finished":
+                self._closing.set()
+                if proposer is not None:
+                    proposer.join()
+                self._abandon_unstarted("the campaign ended before it started")
         finally:
+            self._closing.set()
             self.lab.safe()
             self._save_lab_time()
             self.store.update_campaign(self.config.name, status=status)
         return self.summary()
+
+    @contextmanager
+    def _orchestrating(self) -> Iterator[None]:
+        """Count the scheduler's own wall time (not the planner's) as orchestration."""
+        start, planner = time.perf_counter(), self.planner_seconds
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - start - (self.planner_seconds - planner)
+            self.orchestration_seconds += spent
+
+    def _abandon_unstarted(self, reason: str) -> None:
+        for exp in self._queued():
+            if exp.id not in self.workers:
+                self._finish(exp, S.ABANDONED, reason, planner_status="abandoned")
 
     def request_pause(self) -> None:
         """Pause at the next chance (the Ctrl-C handler calls this)."""
@@ -237,9 +276,12 @@ class CampaignRunner:
 
     def _stop_rule_fired(self) -> bool:
         rules = self.config.stopping
-        if len(self.config.objectives) != 1:
+        if len(self.config.objectives) != 1 or (
+            rules.objective_reaches is None and rules.no_improvement_for is None
+        ):
             return False
-        best = self.planner.best()
+        with self._planner_lock:
+            best = self.planner.best()
         objective = self.config.objectives[0]
         if rules.objective_reaches is not None and best is not None:
             value = best.outcomes[objective.name]
@@ -264,17 +306,45 @@ class CampaignRunner:
             and self._can_start()
         ):
             queued = [e for e in self._queued() if e.id not in self.workers]
-            experiment = queued[0] if queued else self._propose()
-            if experiment is None:
+            if queued:
+                self._launch(queued[0])
+            elif self._inline_proposals:
+                experiment = self._propose()
+                if experiment is None:
+                    return
+                self._launch(experiment)
+            else:
+                return  # the proposer thread is on it
+
+    def _propose_ahead(self) -> None:
+        """Keep the next experiment proposed and queued, so that a furnace that frees up
+        starts at once instead of waiting for the planner (which works in its own thread
+        while the scheduler goes on)."""
+        if not any(e.id not in self.workers for e in self._queued()):
+            self._proposal_wanted.set()
+
+    def _proposer(self) -> None:
+        while not self._closing.is_set():
+            if not self._proposal_wanted.wait(0.1):
+                continue
+            self._proposal_wanted.clear()
+            try:
+                with self._planner_lock:
+                    if not self._queued() and self._can_start():
+                        self._propose()
+            except Exception as exc:  # handed to the scheduler, which stops the campaign
+                self.events.put(Event("failed", -1, error=exc))
                 return
-            self._launch(experiment)
+            self.events.put(Event("freed", -1))  # wake the scheduler: a proposal is ready
 
     def _propose(self) -> Experiment | None:
         if self._budget_left() <= 0:
             return None
-        pending = [self.workers[i].params for i in self.workers]
+        active = self.store.experiments(self.config.name, [S.QUEUED, S.RUNNING, S.MEASURING])
+        pending = [e.params for e in active]
         started = time.perf_counter()
-        (suggestion,) = self.planner.suggest(1, pending=pending)
+        with self._planner_lock:
+            (suggestion,) = self.planner.suggest(1, pending=pending)
         self.planner_seconds += time.perf_counter() - started
         provenance = suggestion.to_dict()
         params: dict[str, Any] | None = suggestion.params
@@ -342,6 +412,8 @@ class CampaignRunner:
         return results, outcomes, why
 
     def _handle(self, event: Event) -> None:
+        if event.kind == "failed" and event.experiment_id == -1 and event.error is not None:
+            raise event.error  # the planner failed: stop (furnaces are made safe)
         worker = self.workers.get(event.experiment_id)
         if worker is None:
             return
@@ -389,21 +461,23 @@ class CampaignRunner:
     ) -> None:
         """End an experiment: its state, outcomes and what the planner learnt, together."""
         assert experiment.id is not None
-        started = time.perf_counter()
-        self.planner.ingest(experiment.params, outcomes, status=planner_status)
-        self.planner_seconds += time.perf_counter() - started
-        self.ingested.append(experiment.id)
-        self.store.finish_experiment(
-            experiment.id, target, reason, outcomes=rows or [],
-            planner_state={"planner": self.planner.state(), "ingested": self.ingested},
-            lab_time=self.clock.now(),
-        )  # fmt: skip
+        with self._planner_lock:
+            started = time.perf_counter()
+            self.planner.ingest(experiment.params, outcomes, status=planner_status)
+            self.planner_seconds += time.perf_counter() - started
+            self.ingested.append(experiment.id)
+            self.store.finish_experiment(
+                experiment.id, target, reason, outcomes=rows or [],
+                planner_state={"planner": self.planner.state(), "ingested": self.ingested},
+                lab_time=self.clock.now(),
+            )  # fmt: skip
 
     def _save_planner(self) -> None:
-        self.store.update_campaign(
-            self.config.name,
-            planner_state={"planner": self.planner.state(), "ingested": self.ingested},
-        )
+        with self._planner_lock:
+            self.store.update_campaign(
+                self.config.name,
+                planner_state={"planner": self.planner.state(), "ingested": self.ingested},
+            )
 
     def _save_lab_time(self) -> None:
         self.store.update_campaign(
@@ -463,7 +537,9 @@ class CampaignRunner:
                 temperature = None
             furnaces[name] = (holder.split("#")[-1] if holder else "idle", temperature)
         best = None
-        if len(self.config.objectives) == 1 and (obs := self.planner.best()) is not None:
+        with self._planner_lock:
+            obs = self.planner.best() if len(self.config.objectives) == 1 else None
+        if obs is not None:
             best = (obs.outcomes[self.config.objectives[0].name], obs.params)
         return Progress(
             campaign=self.config.name,
@@ -484,6 +560,7 @@ class CampaignRunner:
             "lab_hours": progress.lab_time / 3600,
             "wall_seconds": progress.wall_time,
             "planner_seconds": self.planner_seconds,
+            "orchestration_seconds": self.orchestration_seconds,
             "utilisation": {
                 name: self.pool.busy_time(name) / max(self.clock.now() - self._lab_start, 1e-9)
                 for name in self.pool._holder

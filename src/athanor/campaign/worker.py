@@ -29,7 +29,7 @@ STATE_OF_PLAN = {"anneal": "running", "measure_xrd": "measuring"}
 class Event:
     """Something the scheduler must hear about an experiment."""
 
-    kind: Literal["state", "paused", "finished", "failed"]
+    kind: Literal["state", "paused", "finished", "failed", "freed"]
     experiment_id: int
     state: str = ""
     collector: Collector | None = None

@@ -1,0 +1,67 @@
+"""`athanor sim serve`: every emulator of a simulated lab as a real server until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from athanor.config import ConfigError, load_lab
+from athanor.lab import check_lab
+from athanor.simulators.lab import SimulatedLab
+
+ROOT = Path(__file__).parent.parent
+EXE = Path(sys.executable).parent / "athanor"
+
+
+@pytest.mark.slow
+def test_serve_prints_connections_answers_any_client_and_stops_cleanly(tmp_path):
+    written = tmp_path / "served.yaml"
+    sim_lab = str(ROOT / "lab_configs" / "sim_lab.yaml")
+    process = subprocess.Popen(
+        [EXE, "sim", "serve", sim_lab, "--write-lab", str(written)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not written.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert written.exists(), "the served lab config was never written"
+        served = load_lab(written)
+        assert not served.simulated  # a plain lab: its connections are the real ones
+        assert all(":0" not in i.connection and "pty://" not in i.connection
+                   for i in served.instruments.values())  # fmt: skip
+        reports = check_lab(served)
+        assert all(r.ok for r in reports), [r.error for r in reports if not r.ok]
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, out
+    assert "furnace1" in out and "stopped cleanly" in out
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
+        lab["instruments"]["xrd"]["connection"] = f"tcp://127.0.0.1:{port}"
+        lab["instruments"]["xrd"]["exchange_dir"] = str(tmp_path / "xrd")
+        path = tmp_path / "lab.yaml"
+        path.write_text(yaml.safe_dump(lab))
+        with SimulatedLab(load_lab(path)) as sim, pytest.raises(ConfigError) as err:
+            sim.start()
+    assert "instruments.xrd.connection" in str(err.value)
+    assert str(port) in str(err.value)
+
+
+def test_a_real_lab_cannot_be_simulated():
+    with pytest.raises(ConfigError, match="no 'simulation' section"):
+        SimulatedLab(load_lab(ROOT / "lab_configs" / "example_real_lab.yaml"))
