@@ -224,11 +224,11 @@ class CampaignRunner:
                 with self._orchestrating():
                     self._handle(event)
                 self._report()
-            if status == "finished":
-                self._closing.set()
-                if proposer is not None:
-                    proposer.join()
-                self._abandon_unstarted("the campaign ended before it started")
+            self._closing.set()
+            if proposer is not None:
+                proposer.join()
+            if status != "stopped":  # a stopped campaign resumes with its queue
+                self._abandon_unstarted(f"the campaign was {status} before it started")
         finally:
             self._closing.set()
             self.lab.safe()
