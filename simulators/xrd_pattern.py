@@ -41,6 +41,7 @@ from importlib import resources
 import numpy as np
 from scipy import fft as sp_fft
 
+from athanor.powder import pseudo_voigt_parameters
 from athanor.simulators.world import PHASES, PhaseState
 
 CU_KA1 = 1.54056  # Å
@@ -318,24 +319,6 @@ def reference_reflections(
 def mass_attenuation(phase: str) -> float:
     """Mass attenuation coefficient μ* of ``phase`` for Cu Kα (cm²/g)."""
     return phase_data(phase).mass_attenuation
-
-
-def pseudo_voigt_parameters(
-    h_gauss: np.ndarray, h_lorentz: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Thompson-Cox-Hastings: total FWHM and Lorentzian fraction η of a Voigt."""
-    g, lo = h_gauss, h_lorentz
-    fwhm = (
-        g**5
-        + 2.69269 * g**4 * lo
-        + 2.42843 * g**3 * lo**2
-        + 4.47163 * g**2 * lo**3
-        + 0.07842 * g * lo**4
-        + lo**5
-    ) ** 0.2
-    r = lo / fwhm
-    eta = np.clip(1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3, 0.0, 1.0)
-    return fwhm, eta
 
 
 def render_peaks(

@@ -54,6 +54,7 @@ from athanor.analysis.references import (
     ReferenceSet,
     load_references,
 )
+from athanor.powder import pseudo_voigt_parameters
 from athanor.schema import StrictModel
 
 _MIN_POINTS = 50
@@ -202,7 +203,7 @@ class _PhaseProfile:
         sticks += np.bincount(i + 1, area[keep] * frac, minlength=self.size + 1)
         spectrum = np.fft.rfft(sticks[: self.size]) * self.unspread
         lorentz = 2 * np.pi * inst.scherrer_k / (10.0 * size_nm)  # FWHM in q, all lines
-        fwhm, eta = tch_pseudo_voigt(
+        fwhm, eta = pseudo_voigt_parameters(
             self._gauss_q(self.centres), np.full(self.centres.size, lorentz)
         )
         density = np.zeros(self.size)
@@ -255,21 +256,6 @@ def _profile(phase: str, tth: np.ndarray, refs: ReferenceSet, p: XRDParams) -> _
             _PROFILES.clear()
         _PROFILES[key] = _PhaseProfile(phase, tth, refs, p.instrument, p.min_line)
     return _PROFILES[key]
-
-
-def tch_pseudo_voigt(h_gauss: np.ndarray, h_lorentz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Total FWHM and Lorentzian fraction η of a Voigt (Thompson, Cox & Hastings 1987)."""
-    g, lo = h_gauss, h_lorentz
-    fwhm = (
-        g**5
-        + 2.69269 * g**4 * lo
-        + 2.42843 * g**3 * lo**2
-        + 4.47163 * g**2 * lo**3
-        + 0.07842 * g * lo**4
-        + lo**5
-    ) ** 0.2
-    r = lo / fwhm
-    return fwhm, np.clip(1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3, 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- input

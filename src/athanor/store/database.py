@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import event
@@ -27,6 +27,8 @@ from athanor.store.models import (
     StateChange,
     utcnow,
 )
+
+RowT = TypeVar("RowT", bound=SQLModel)
 
 
 class StoreError(Exception):
@@ -122,12 +124,8 @@ class Store:
     def update_campaign(self, name: str, **fields: Any) -> Campaign:
         """Set fields (status, planner_state, lab_time ...) of a campaign in one transaction."""
         with self.transaction() as session:
-            campaign = session.get(Campaign, name)
-            if campaign is None:
-                raise StoreError(f"no campaign named {name!r}")
-            for key, value in fields.items():
-                setattr(campaign, key, value)
-            campaign.updated_at = utcnow()
+            campaign = _get(session, Campaign, name)
+            _set(campaign, fields)
             session.add(campaign)
             return campaign
 
@@ -178,23 +176,16 @@ class Store:
     ) -> Experiment:
         """Move an experiment to ``target`` (and set ``fields``) in one transaction."""
         with self.transaction() as session:
-            experiment = session.get(Experiment, experiment_id)
-            if experiment is None:
-                raise StoreError(f"no experiment with id {experiment_id}")
-            for key, value in fields.items():
-                setattr(experiment, key, value)
+            experiment = _get(session, Experiment, experiment_id)
+            _set(experiment, fields)
             self._move(session, experiment, target, reason, lab_time)
             return experiment
 
     def update_experiment(self, experiment_id: int, **fields: Any) -> Experiment:
         """Set fields (furnace, sample_id ...) without a state change."""
         with self.transaction() as session:
-            experiment = session.get(Experiment, experiment_id)
-            if experiment is None:
-                raise StoreError(f"no experiment with id {experiment_id}")
-            for key, value in fields.items():
-                setattr(experiment, key, value)
-            experiment.updated_at = utcnow()
+            experiment = _get(session, Experiment, experiment_id)
+            _set(experiment, fields)
             session.add(experiment)
             return experiment
 
@@ -211,9 +202,7 @@ class Store:
         """End an experiment in one transaction: its state, its outcomes, and the planner
         state that learnt from it, so a crash can never keep one without the others."""
         with self.transaction() as session:
-            experiment = session.get(Experiment, experiment_id)
-            if experiment is None:
-                raise StoreError(f"no experiment with id {experiment_id}")
+            experiment = _get(session, Experiment, experiment_id)
             self._move(session, experiment, target, reason, lab_time)
             for outcome in outcomes:
                 outcome.experiment_id = experiment_id
@@ -262,10 +251,7 @@ class Store:
 
     def experiment(self, experiment_id: int) -> Experiment:
         with self.transaction() as session:
-            found = session.get(Experiment, experiment_id)
-            if found is None:
-                raise StoreError(f"no experiment with id {experiment_id}")
-            return found
+            return _get(session, Experiment, experiment_id)
 
     def experiments(
         self, campaign: str, states: Sequence[ExperimentState] | None = None
@@ -306,9 +292,7 @@ class Store:
 
     def move_sample(self, sample_id: str, target: str, lab_time: float | None = None) -> Sample:
         with self.transaction() as session:
-            sample = session.get(Sample, sample_id)
-            if sample is None:
-                raise StoreError(f"no sample with id {sample_id!r}")
+            sample = _get(session, Sample, sample_id)
             session.add(
                 SampleMove(
                     sample_id=sample_id, source=sample.location, target=target, lab_time=lab_time
@@ -320,10 +304,7 @@ class Store:
 
     def sample(self, sample_id: str) -> Sample:
         with self.transaction() as session:
-            found = session.get(Sample, sample_id)
-            if found is None:
-                raise StoreError(f"no sample with id {sample_id!r}")
-            return found
+            return _get(session, Sample, sample_id)
 
     def samples(self, experiment_id: int) -> list[Sample]:
         """The samples made for an experiment (one per attempt)."""
@@ -469,6 +450,20 @@ class DocumentWriter:
         if descriptor in self._run_of_descriptor:
             return self._run_of_descriptor[descriptor]
         raise StoreError(f"cannot tell which run a {name!r} document belongs to")
+
+
+def _get(session: Session, model: type[RowT], key: Any) -> RowT:
+    """The row of ``model`` with primary key ``key``; StoreError names what is missing."""
+    found = session.get(model, key)
+    if found is None:
+        raise StoreError(f"no {model.__name__.lower()} {key!r}")
+    return found
+
+
+def _set(row: Campaign | Experiment, fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.updated_at = utcnow()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
