@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
 from athanor.store.models import (
@@ -79,7 +79,10 @@ class Store:
         )
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except OperationalError:  # another process (a running campaign) made them just now
+            SQLModel.metadata.create_all(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
