@@ -78,7 +78,8 @@ class Aeris:
         self.io_timeout = float(io_timeout)
         self.name = name
         self.retries = retries
-        self._measure_started: dict[str, float] = {}  # sample id -> wall time of MEASURE
+        # sample id -> (wall time of MEASURE, the pattern file's stat then, if there was one)
+        self._measure_started: dict[str, tuple[float, tuple[int, int] | None]] = {}
 
     # ------------------------------------------------------------------ wire
 
@@ -213,9 +214,9 @@ class Aeris:
         """
         _check_name("sample_id", sample_id)
         _check_name("program", program)
-        started = time.time()
+        started, before = time.time(), _signature(self.pattern_path(sample_id))
         self.query(f"@SAMPLE@MEASURE@SAMPLE_ID={sample_id}@APPLICATION={program}@END")
-        self._measure_started[sample_id] = started
+        self._measure_started[sample_id] = (started, before)
 
     def remove(self, sample_id: str) -> None:
         """Unregister ``sample_id`` (after it was taken out). Fatal if it is not there."""
@@ -243,8 +244,8 @@ class Aeris:
     ) -> DiffractionPattern:
         """Wait for ``<sample_id>.xrdml`` and read it.
 
-        A file older than the :meth:`measure` call of this driver is a stale one from an
-        earlier scan and is ignored. A file that does not parse is re-read while it
+        A file older than the :meth:`measure` call of this driver, or the very file that
+        was there when it was called, is a stale one from an earlier scan and is ignored. A file that does not parse is re-read while it
         changes (the instrument may still be writing it).
 
         Raises
@@ -255,7 +256,8 @@ class Aeris:
             The file stopped changing and is still truncated or malformed.
         """
         path = self.pattern_path(sample_id)
-        not_before = self._measure_started.get(sample_id, 0.0) - 1.0
+        started, stale = self._measure_started.get(sample_id, (0.0, None))
+        not_before = started - 1.0  # the instrument's clock may be a little behind ours
         deadline = Deadline(clock, timeout_lab_s)
         last_error: PatternFileError | None = None
         last_stat: tuple[int, int] | None = None
@@ -264,8 +266,8 @@ class Aeris:
                 stat = path.stat()
             except FileNotFoundError:
                 stat = None
-            if stat is not None and stat.st_mtime >= not_before:
-                signature = (stat.st_size, stat.st_mtime_ns)
+            signature = None if stat is None else (stat.st_size, stat.st_mtime_ns)
+            if stat is not None and stat.st_mtime >= not_before and signature != stale:
                 try:
                     return read_xrdml(path)
                 except PatternFileError as exc:
@@ -279,3 +281,12 @@ class Aeris:
                     f"no pattern {path} within {timeout_lab_s:g} lab s", instrument=self.name
                 )
             clock.sleep(min(poll_lab_s, deadline.remaining))
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, mtime) of a file, None when there is none: tells a new file from an old one."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns

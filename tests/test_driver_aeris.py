@@ -296,3 +296,11 @@ def test_missing_file_and_unknown_format(tmp_path):
         read_xrdml(tmp_path / "gone.xrdml")
     with pytest.raises(PatternFileError, match="unknown pattern format"):
         read_pattern(tmp_path / "x.raw")
+
+
+def test_measuring_a_sample_again_waits_for_the_new_pattern(aeris, clock):
+    for _ in range(2):  # the second scan must not be answered by the first one's file
+        aeris.add("S-8", 1, PROGRAM)
+        aeris.measure("S-8", PROGRAM)
+        aeris.wait_for_pattern("S-8", timeout_lab_s=3600, clock=clock)
+        aeris.remove("S-8")  # refused while the instrument is still measuring
