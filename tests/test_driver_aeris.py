@@ -299,8 +299,9 @@ def test_missing_file_and_unknown_format(tmp_path):
 
 
 def test_measuring_a_sample_again_waits_for_the_new_pattern(aeris, clock):
+    slow = "10-100_30-minutes"  # 18 ms of wall time here: the old file is there meanwhile
     for _ in range(2):  # the second scan must not be answered by the first one's file
-        aeris.add("S-8", 1, PROGRAM)
-        aeris.measure("S-8", PROGRAM)
+        aeris.add("S-8", 1, slow)
+        aeris.measure("S-8", slow)
         aeris.wait_for_pattern("S-8", timeout_lab_s=3600, clock=clock)
         aeris.remove("S-8")  # refused while the instrument is still measuring
