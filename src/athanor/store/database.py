@@ -42,6 +42,8 @@ class TransitionError(StoreError):
 def database_url(db: str | Path) -> str:
     """A SQLAlchemy URL: URLs pass through, a plain path becomes a SQLite file."""
     text = str(db)
+    if text.startswith("postgresql://"):  # SQLAlchemy's default would be psycopg2
+        return "postgresql+psycopg://" + text.removeprefix("postgresql://")
     if "://" in text:
         return text
     path = Path(text).expanduser()
