@@ -88,17 +88,22 @@ def test_campaign_runs_every_experiment_once_and_stores_valid_documents(finished
 
 
 @pytest.mark.slow
-def test_operator_abort_leaves_every_furnace_safe(tmp_path):
+@pytest.mark.parametrize(("decision", "status"), [("abort", "aborted"), ("stop", "stopped")])
+def test_operator_stop_or_abort_leaves_every_furnace_safe(tmp_path, decision, status):
     path = write_campaign(tmp_path)
     _summary, furnace_modes = run_in_process(
-        path, tmp_path / "lab.db", decide=lambda: "abort", pause_after=2.0
+        path, tmp_path / "lab.db", decide=lambda: decision, pause_after=2.0
     )
     store = Store(tmp_path / "lab.db")
-    assert store.campaign("mini").status == "aborted"
+    assert store.campaign("mini").status == status
     assert set(furnace_modes.values()) == {"standby"}
-    states = {e.state for e in store.experiments("mini")}
-    assert not states & {S.QUEUED, S.RUNNING, S.MEASURING}
-    assert S.ABANDONED in states
+    experiments = store.experiments("mini")
+    assert not [e for e in experiments if e.state in (S.RUNNING, S.MEASURING)]
+    interrupted = [e for e in experiments if e.state == S.ABANDONED]
+    assert interrupted and all("operator" in e.reason for e in interrupted)
+    assert not [e for e in experiments if e.state == S.FAILED]
+    if decision == "abort":
+        assert not [e for e in experiments if e.state == S.QUEUED]
 
 
 @pytest.mark.slow

@@ -228,7 +228,11 @@ class CampaignRunner:
             if proposer is not None:
                 proposer.join()
             if status != "stopped":  # a stopped campaign resumes with its queue
-                self._abandon_unstarted(f"the campaign was {status} before it started")
+                self._abandon_unstarted(
+                    "the operator aborted the campaign before it started"
+                    if status == "aborted"
+                    else "the campaign ended (budget or stopping rule) before it started"
+                )
         finally:
             self._closing.set()
             self.lab.safe()

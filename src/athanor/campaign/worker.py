@@ -25,6 +25,10 @@ Command = Literal["resume", "stop", "abort"]
 STATE_OF_PLAN = {"anneal": "running", "measure_xrd": "measuring"}
 
 
+class OperatorStop(Exception):
+    """The operator stopped or aborted the campaign while this experiment ran."""
+
+
 @dataclass
 class Event:
     """Something the scheduler must hear about an experiment."""
@@ -70,6 +74,7 @@ class ExperimentWorker(threading.Thread):
         for subscriber in (*self.subscribers, self.collector, self._watch):
             RE.subscribe(subscriber)
         self._ready.set()
+        ended = ""
         try:
             call: Callable[[], Any] = lambda: RE(self.plan())  # noqa: E731
             while True:
@@ -80,6 +85,10 @@ class ExperimentWorker(threading.Thread):
                     self.events.put(Event("paused", self.experiment_id))
                     command = self.commands.get()
                     call = {"resume": RE.resume, "stop": RE.stop, "abort": RE.abort}[command]
+                    if command != "resume":
+                        ended = command
+            if ended:  # RE.stop() closes the run as a success, but the experiment is over
+                raise OperatorStop(f"the operator chose {ended} while it ran")
             if RE.state != "idle" or self._last_exit() != "success":
                 raise RuntimeError(f"the plan ended with exit status {self._last_exit()!r}")
             analysed = self.analyse(self.collector)
