@@ -138,6 +138,11 @@ class ResourcePool:
         finally:
             self.release(name, holder)
 
+    @property
+    def instruments(self) -> list[str]:
+        """Every instrument in the pool, by name."""
+        return list(self._holder)
+
     def holder(self, name: str) -> str | None:
         with self._condition:
             return self._holder[name]

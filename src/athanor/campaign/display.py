@@ -46,6 +46,4 @@ def render(progress: Progress) -> Group:
         parts.append(
             Text.assemble(("best so far ", "green"), f"{value:.4g}  ({format_recipe(params)})")
         )
-    if progress.note:
-        parts.append(Text(progress.note, style="yellow"))
     return Group(*parts)  # type: ignore[arg-type]

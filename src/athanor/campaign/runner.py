@@ -44,7 +44,6 @@ class Progress:
     best: tuple[float, dict[str, Any]] | None = None
     lab_time: float = 0.0
     wall_time: float = 0.0
-    note: str = ""
 
 
 class CampaignRunner:
@@ -567,6 +566,6 @@ class CampaignRunner:
             "orchestration_seconds": self.orchestration_seconds,
             "utilisation": {
                 name: self.pool.busy_time(name) / max(self.clock.now() - self._lab_start, 1e-9)
-                for name in self.pool._holder
+                for name in self.pool.instruments
             },
         }
