@@ -245,8 +245,9 @@ class Aeris:
         """Wait for ``<sample_id>.xrdml`` and read it.
 
         A file older than the :meth:`measure` call of this driver, or the very file that
-        was there when it was called, is a stale one from an earlier scan and is ignored. A file that does not parse is re-read while it
-        changes (the instrument may still be writing it).
+        was there when it was called, is a stale one from an earlier scan and is ignored.
+        A file that does not parse is re-read while it changes (the instrument may still
+        be writing it).
 
         Raises
         ------
