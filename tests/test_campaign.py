@@ -230,3 +230,22 @@ def test_approve_mode_runs_accepted_and_edited_proposals_and_skips_rejected_ones
     assert experiments[0].state == S.ABANDONED
     assert experiments[1].params["temperature_c"] == 950.0
     assert len(store.experiments("mini", [S.ANALYSED, S.FAILED])) == 5
+
+
+@pytest.mark.slow
+def test_two_objective_campaign_reports_its_pareto_front(tmp_path):
+    objectives = [
+        {"name": "fraction_BaTiO3", "goal": "maximize"},
+        {"name": "band_gap_ev", "goal": "target", "target": 3.0},
+    ]
+    path = write_campaign(
+        tmp_path, objectives=objectives, derived={}, budget={"max_experiments": 6}
+    )
+    run_in_process(path, tmp_path / "lab.db")
+    result = CliRunner().invoke(
+        app, ["report", "mini", "--db", str(tmp_path / "lab.db"), "--out", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Pareto front" in (tmp_path / "r.html").read_text()
+    store = Store(tmp_path / "lab.db")
+    assert len(store.experiments("mini", [S.ANALYSED])) == 6
