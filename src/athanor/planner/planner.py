@@ -411,20 +411,16 @@ class Planner:
         ]
 
     def _pool_design(self, n: int, X_pending: np.ndarray) -> np.ndarray:
-        """Untried pool rows nearest to successive Sobol points."""
-        engine = torch.quasirandom.SobolEngine(self.encoder.dim, scramble=True, seed=self.seed)
-        engine.fast_forward(self._sobol_drawn)
-        taken = np.ones(len(self._pool_X), dtype=bool)
-        taken[self._available_index(X_pending)] = False
-        out = []
-        for _ in range(n):
-            point = engine.draw(1, dtype=torch.float64).numpy()[0]
-            self._sobol_drawn += 1
-            dist = np.where(taken, np.inf, ((self._pool_X - point) ** 2).sum(axis=1))
-            i = int(np.argmin(dist))
-            taken[i] = True
-            out.append(self._pool_X[i])
-        return np.array(out)
+        """Untried pool rows drawn at random (seeded, repeatable after a restore).
+
+        Rows nearest to space-filling points would favour the rows at the edges of a
+        clustered pool (real libraries are clustered), so the design samples the rows.
+        """
+        available = self._available_index(X_pending)
+        rng = np.random.default_rng([self.seed, self._sobol_drawn])
+        self._sobol_drawn += n
+        chosen = rng.choice(available, size=min(n, len(available)), replace=False)
+        return self._pool_X[chosen]
 
     def _model_points(
         self,
