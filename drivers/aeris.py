@@ -14,9 +14,9 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from athanor.clock import Clock, Deadline
+from athanor.drivers.endpoints import tcp_endpoint
 from athanor.drivers.errors import ConnectionLost, InstrumentFault, InstrumentTimeout, ProtocolError
 from athanor.drivers.xrdml import DiffractionPattern, PatternFileError, read_xrdml
 
@@ -68,12 +68,8 @@ class Aeris:
         name: str = "aeris",
         retries: int = 1,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "tcp" or not parts.hostname or parts.port is None:
-            raise ValueError(f"Aeris connection {url!r} must be tcp://HOST:PORT")
-        if not io_timeout > 0:
-            raise ValueError(f"io_timeout must be > 0 wall seconds, got {io_timeout!r}")
-        self.url, self.host, self.port = url, parts.hostname, parts.port
+        self.host, self.port = tcp_endpoint(url, "Aeris", io_timeout)
+        self.url = url
         self.exchange_dir = Path(exchange_dir)
         self.io_timeout = float(io_timeout)
         self.name = name

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from athanor.clock import Clock, Deadline, WallClock
+from athanor.drivers.endpoints import tcp_endpoint
 from athanor.drivers.errors import ConnectionLost, InstrumentFault, InstrumentTimeout, ProtocolError
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -93,12 +93,8 @@ class TransferRobot:
         poll_s: float = 2.0,
         name: str = "transfer",
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "tcp" or not parts.hostname or parts.port is None:
-            raise ValueError(f"transfer robot connection {url!r} must be tcp://HOST:PORT")
-        if not io_timeout > 0:
-            raise ValueError(f"io_timeout must be > 0 wall seconds, got {io_timeout!r}")
-        self.url, self.host, self.port = url, parts.hostname, parts.port
+        self.host, self.port = tcp_endpoint(url, "transfer robot", io_timeout)
+        self.url = url
         self.io_timeout = float(io_timeout)
         self.clock = clock or WallClock()
         self.poll_s = poll_s
