@@ -23,16 +23,10 @@ from athanor.drivers.eurotherm import Eurotherm
 from athanor.simulators.aeris import AerisEmulator
 from athanor.simulators.eurotherm import EurothermEmulator
 from athanor.simulators.hosting import BackgroundLoop
-from athanor.simulators.world import PhaseState
+from athanor.simulators.world import FixedTruth, PhaseState
 from benchmarks.common import median, table
 
-
-class _Mixture:
-    def phases(self, sample_id: str) -> PhaseState:
-        return PhaseState({"BaTiO3": 0.7, "TiO2": 0.3}, {"BaTiO3": 50.0, "TiO2": 80.0})
-
-    def optics(self, sample_id: str):
-        raise KeyError(sample_id)
+MIXTURE = FixedTruth(PhaseState({"BaTiO3": 0.7, "TiO2": 0.3}, {"BaTiO3": 50.0, "TiO2": 80.0}))
 
 
 def _per_event(device: object, num: int, repeat: int) -> float:
@@ -54,7 +48,7 @@ def main(quick: bool = False) -> None:
             EurothermEmulator("f", "eurotherm3216", 1, "modbus-tcp://127.0.0.1:0", clock)
         )
         furnace = Furnace(Eurotherm(url, name="f"), clock, name="f")
-        aeris = AerisEmulator(Path(tmp), _Mixture(), clock)
+        aeris = AerisEmulator(Path(tmp), MIXTURE, clock)
         xrd = Diffractometer(Aeris(loop.start(aeris), aeris.exchange_dir), clock, name="xrd")
         xrd.program.put("10-100_8-minutes")
         xrd.sample_id.put("S-1")

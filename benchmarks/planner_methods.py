@@ -27,13 +27,14 @@ except ImportError:  # the 'bench' extra is not installed
 class Athanor:
     name = "athanor"
 
-    def __init__(self, problem: Problem, seed: int) -> None:
+    def __init__(self, problem: Problem, seed: int, **planner: Any) -> None:
         self.planner = Planner(
             problem.space,
             problem.objectives,
             problem.outcome_constraints,
             seed=seed,
             pool=problem.pool,
+            **planner,
         )
         self.latencies: list[float] = []
 
@@ -57,15 +58,7 @@ class Sobol(Athanor):
     name = "sobol"
 
     def __init__(self, problem: Problem, seed: int) -> None:
-        self.planner = Planner(
-            problem.space,
-            problem.objectives,
-            problem.outcome_constraints,
-            seed=seed,
-            pool=problem.pool,
-            n_initial=10**9,
-        )
-        self.latencies = []
+        super().__init__(problem, seed, n_initial=10**9)
 
 
 class Random:

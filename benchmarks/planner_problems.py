@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,19 +111,18 @@ def synthetic(quick: bool) -> list[Problem]:
             10,
         )
     )
-    out.append(
-        Problem(
-            "hartmann6",
-            H6_SPACE,
-            [{"name": "f", "goal": "minimize"}],
-            lambda p, r: {"f": _h6(p)},
-            lambda p: -_h6(p),
-            -HARTMANN_MIN,
-            0.05,
-            50,
-            14,
-        )
+    h6 = Problem(
+        "hartmann6",
+        H6_SPACE,
+        [{"name": "f", "goal": "minimize"}],
+        lambda p, r: {"f": _h6(p)},
+        lambda p: -_h6(p),
+        -HARTMANN_MIN,
+        0.05,
+        50,
+        14,
     )
+    out.append(h6)
     out.append(
         Problem(
             "hartmann6_noisy",
@@ -185,16 +184,9 @@ def synthetic(quick: bool) -> list[Problem]:
         )
     )
     out.append(
-        Problem(
-            "hartmann6_async4",
-            H6_SPACE,
-            [{"name": "f", "goal": "minimize"}],
-            lambda p, r: {"f": _h6(p)},
-            lambda p: -_h6(p),
-            -HARTMANN_MIN,
-            0.05,
-            50,
-            14,
+        replace(
+            h6,
+            name="hartmann6_async4",
             workers=4,
             note="4 workers, durations U(0.5, 1.5); running experiments are pending",
         )

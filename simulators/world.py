@@ -66,3 +66,24 @@ class TemperatureHistory(Protocol):
     def history(self, start: float, end: float) -> tuple[list[float], list[float]]:
         """Lab times (s) and sample temperatures (°C) between ``start`` and ``end``."""
         ...
+
+
+@dataclass(frozen=True)
+class FixedTruth:
+    """Every sample is the same known material: for testing an instrument on its own.
+
+    Without ``phases`` (or ``optics``) a lookup raises KeyError, as for an unknown sample.
+    """
+
+    fixed_phases: PhaseState | None = None
+    fixed_optics: OpticalProperties | None = None
+
+    def phases(self, sample_id: str) -> PhaseState:
+        if self.fixed_phases is None:
+            raise KeyError(sample_id)
+        return self.fixed_phases
+
+    def optics(self, sample_id: str) -> OpticalProperties:
+        if self.fixed_optics is None:
+            raise KeyError(sample_id)
+        return self.fixed_optics

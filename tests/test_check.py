@@ -15,15 +15,7 @@ from athanor.simulators.aeris import AerisEmulator
 from athanor.simulators.eurotherm import EurothermEmulator
 from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.ocean_optics import OceanOpticsEmulator
-from athanor.simulators.world import PhaseState
-
-
-class Empty:
-    def phases(self, sample_id: str) -> PhaseState:
-        raise KeyError(sample_id)
-
-    def optics(self, sample_id: str):
-        raise KeyError(sample_id)
+from athanor.simulators.world import FixedTruth
 
 
 def closed_port() -> int:
@@ -40,7 +32,7 @@ def lab_file(tmp_path_factory):
         furnace = loop.start(
             EurothermEmulator("f1", "eurotherm3216", 1, "socket://127.0.0.1:0", clock)
         )
-        xrd = loop.start(AerisEmulator(folder / "xrd", Empty(), clock))
+        xrd = loop.start(AerisEmulator(folder / "xrd", FixedTruth(), clock))
         uvvis = loop.start(OceanOpticsEmulator("pty://", {"model": "usb2000plus"}, clock=clock))
         path = folder / "lab.yaml"
         path.write_text(

@@ -14,24 +14,16 @@ from athanor.drivers.aeris import Aeris
 from athanor.drivers.errors import InstrumentFault
 from athanor.simulators.aeris import AerisEmulator
 from athanor.simulators.hosting import BackgroundLoop
-from athanor.simulators.world import PhaseState
+from athanor.simulators.world import FixedTruth, PhaseState
 
-
-class OnePhase:
-    """Every sample is pure BaTiO3."""
-
-    def phases(self, sample_id: str) -> PhaseState:
-        return PhaseState({"BaTiO3": 1.0}, {"BaTiO3": 60.0})
-
-    def optics(self, sample_id: str):
-        raise KeyError(sample_id)
+PURE_BATIO3 = FixedTruth(PhaseState({"BaTiO3": 1.0}, {"BaTiO3": 60.0}))
 
 
 @pytest.fixture
 def xrd(tmp_path):
     clock = ScaledClock(1e5)
     with BackgroundLoop() as loop:
-        emulator = AerisEmulator(tmp_path / "exchange", OnePhase(), clock)
+        emulator = AerisEmulator(tmp_path / "exchange", PURE_BATIO3, clock)
         url = loop.start(emulator)
         device = Diffractometer(Aeris(url, emulator.exchange_dir), clock, name="xrd")
         device.program.put("20-60_2-minutes")

@@ -20,17 +20,12 @@ from athanor.drivers.errors import (
 from athanor.drivers.xrdml import PatternFileError, read_pattern, read_xrdml, read_xy
 from athanor.simulators.aeris import AerisEmulator
 from athanor.simulators.hosting import BackgroundLoop
-from athanor.simulators.world import PhaseState
+from athanor.simulators.world import FixedTruth, PhaseState
 
 PROGRAM = "20-60_2-minutes"
 
 
-class Truth:
-    def phases(self, sample_id: str) -> PhaseState:
-        return PhaseState({"BaTiO3": 1.0})
-
-    def optics(self, sample_id: str):
-        raise KeyError(sample_id)
+TRUTH = FixedTruth(PhaseState({"BaTiO3": 1.0}))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def clock() -> ScaledClock:
 
 @pytest.fixture
 def emulator(loop, clock, tmp_path):
-    emulator = AerisEmulator(tmp_path / "exchange", Truth(), clock)
+    emulator = AerisEmulator(tmp_path / "exchange", TRUTH, clock)
     emulator.url = loop.start(emulator)
     yield emulator
     loop.call(emulator.stop())

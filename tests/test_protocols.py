@@ -27,15 +27,12 @@ from athanor.simulators.aeris import AerisEmulator
 from athanor.simulators.eurotherm import EurothermEmulator
 from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.ocean_optics import OceanOpticsEmulator
-from athanor.simulators.world import OpticalProperties, PhaseState
+from athanor.simulators.world import FixedTruth, OpticalProperties, PhaseState
 
-
-class Truth:
-    def phases(self, sample_id: str) -> PhaseState:
-        return PhaseState({"BaTiO3": 0.8, "TiO2": 0.2}, {"BaTiO3": 60.0, "TiO2": 80.0})
-
-    def optics(self, sample_id: str) -> OpticalProperties:
-        return OpticalProperties(band_gap_ev=3.0, absorbance_scale=2.0)
+TRUTH = FixedTruth(
+    PhaseState({"BaTiO3": 0.8, "TiO2": 0.2}, {"BaTiO3": 60.0, "TiO2": 80.0}),
+    OpticalProperties(band_gap_ev=3.0, absorbance_scale=2.0),
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +43,7 @@ def devices(tmp_path_factory):
         f_url = loop.start(
             EurothermEmulator("f1", "eurotherm3216", 1, "modbus-tcp://127.0.0.1:0", clock)
         )
-        x_emulator = AerisEmulator(folder, Truth(), clock)
+        x_emulator = AerisEmulator(folder, TRUTH, clock)
         x_url = loop.start(x_emulator)
         s_emulator = OceanOpticsEmulator("pty://", {"model": "usb2000plus"}, clock=clock)
         s_url = loop.start(s_emulator)
@@ -99,7 +96,7 @@ def test_measure_spectrum_takes_dark_reference_and_sample_streams(devices):
     emulator.load(None)
 
     def insert():
-        emulator.load(Truth().optics("S-7"))
+        emulator.load(TRUTH.optics("S-7"))
         yield from ()
 
     docs = run(measure_spectrum(devices["uvvis"], "S-7", insert_sample=insert, averages=2))

@@ -13,17 +13,12 @@ from athanor.clock import ManualClock
 from athanor.config import ConfigError, ConfigSource
 from athanor.simulators.aeris import AerisEmulator, AerisSimSettings
 from athanor.simulators.hosting import BackgroundLoop
-from athanor.simulators.world import PhaseState
+from athanor.simulators.world import FixedTruth, PhaseState
 
 XRDML = "{http://www.xrdml.com/XRDMeasurement/2.1}"
 
 
-class Truth:
-    def phases(self, sample_id: str) -> PhaseState:
-        return PhaseState({"BaTiO3": 0.8, "TiO2": 0.2})
-
-    def optics(self, sample_id: str):
-        raise KeyError(sample_id)
+TRUTH = FixedTruth(PhaseState({"BaTiO3": 0.8, "TiO2": 0.2}))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def aeris(loop, clock, tmp_path):
-    emulator = AerisEmulator(tmp_path / "exchange", Truth(), clock)
+    emulator = AerisEmulator(tmp_path / "exchange", TRUTH, clock)
     url = loop.start(emulator)
     emulator.url = url
     yield emulator
