@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["completed", "failed", "abandoned"]
 STATE_VERSION = 1
+DEFAULT_N_INITIAL = 5
 
 
 class PlannerSettings(StrictModel):
@@ -147,7 +148,8 @@ class Planner:
     seed : int, optional
         Seed of the design and of every model-based suggestion.
     n_initial : int, optional
-        Size of the initial Sobol design; default ``max(5, 2 * dimensions)``.
+        Size of the initial Sobol design; default 5, as Ax's ``Client``. A larger design
+        (``2 * dimensions`` was tried) left Hartmann6 at its second mode in more seeds.
     pool : sequence of mappings, optional
         Candidate rows; suggestions are then only rows not yet tried or pending. Default:
         the CSV named by ``space.pool``, if any (path relative to the working directory).
@@ -190,7 +192,7 @@ class Planner:
         self.seed = seed
         self.encoder = Encoder(self.space)
         if n_initial is None:
-            n_initial = max(5, 2 * len(self.encoder.columns))
+            n_initial = DEFAULT_N_INITIAL
         if not isinstance(n_initial, int) or n_initial < 1:
             raise PlannerError(f"n_initial: {n_initial!r} is not allowed; give an integer >= 1")
         self.n_initial = n_initial
