@@ -249,3 +249,82 @@ def test_two_objective_campaign_reports_its_pareto_front(tmp_path):
     assert "Pareto front" in (tmp_path / "r.html").read_text()
     store = Store(tmp_path / "lab.db")
     assert len(store.experiments("mini", [S.ANALYSED])) == 6
+
+
+@pytest.mark.slow
+def test_warm_start_plans_from_an_earlier_campaigns_experiments(finished, tmp_path):
+    folder, _summary, _ = finished
+    db = tmp_path / "lab.db"
+    db.write_bytes((folder / "lab.db").read_bytes())
+    path = write_campaign(
+        tmp_path, name="again", warm_start=["mini"], budget={"max_experiments": 4}
+    )
+    config, lab_config = load_for_run(path, None)
+    with open_session(config, lab_config, str(db)) as session:
+        runner = CampaignRunner(config, session.lab, session.store)
+        notes = runner.start(lab_config)
+        runner.run()
+    assert notes == ["warm start from 'mini': 14 analysed and 0 failed experiments"]
+    store = Store(db)
+    proposals = store.proposals("again")
+    # the 14 earlier experiments stand in for the initial design: the model plans at once
+    assert [p.provenance["phase"] for p in proposals] == ["model"] * 4
+    assert all(p.provenance["n_observations"] >= 14 for p in proposals)
+    observations = store.campaign("again").planner_state["planner"]["observations"]
+    assert sum(o["prior"] for o in observations) == 14
+
+
+def test_warm_start_from_an_unknown_campaign_is_refused_before_anything_is_stored(tmp_path):
+    path = write_campaign(tmp_path, name="again", warm_start=["nosuch"])
+    result = CliRunner().invoke(
+        app, ["run", str(path), "--db", str(tmp_path / "lab.db"), "--no-live"]
+    )
+    assert result.exit_code != 0
+    assert "warm_start" in result.output and "'nosuch'" in result.output
+    assert Store(tmp_path / "lab.db").campaigns() == []
+
+
+def test_warm_start_leaves_out_experiments_that_do_not_fit_the_new_space():
+    from athanor.campaign.prior import PriorCampaign, warm_start
+    from athanor.planner import Planner
+
+    space = {
+        "parameters": [
+            {"name": "temperature", "type": "continuous", "low": 900, "high": 1100},
+            {"name": "atmosphere", "type": "fixed", "value": "air"},
+        ]
+    }
+    planner = Planner(space, [{"name": "score", "goal": "maximize"}])
+    prior = PriorCampaign(
+        "old",
+        records=[
+            {
+                "experiment": 1,
+                "params": {"temperature": 1000, "atmosphere": "air"},
+                "outcomes": {"score": 0.5},
+            },
+            {
+                "experiment": 2,
+                "params": {"temperature": 950, "hold": 2},
+                "outcomes": {"score": 0.4},
+            },
+            {
+                "experiment": 3,
+                "params": {"temperature": 800, "atmosphere": "air"},
+                "outcomes": {"score": 0.1},
+            },
+            {
+                "experiment": 4,
+                "params": {"temperature": 1000, "atmosphere": "argon"},
+                "outcomes": {"score": 0.9},
+            },
+            {"experiment": 5, "params": {"temperature": 1090}, "status": "failed"},
+        ],
+        skipped=["experiment 7: no finite outcome 'score' for 'score'"],
+    )
+    (note,) = warm_start(planner, [prior])
+    assert note.startswith("warm start from 'old': 1 analysed and 1 failed experiments; 4 left out")
+    assert "no finite outcome" in note
+    kept = [(o.params["temperature"], o.status) for o in planner.observations]
+    assert kept == [(1000, "completed"), (1090, "failed")]
+    assert all(o.prior for o in planner.observations)

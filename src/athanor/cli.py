@@ -171,7 +171,8 @@ def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, ne
                 decide=operator.decide, on_progress=operator.progress,
             )  # fmt: skip
             if new:
-                runner.start(session.lab_config)
+                for note in runner.start(session.lab_config):
+                    console.print(f"[cyan]start:[/] {note}")
             else:
                 for note in runner.recover():
                     console.print(f"[yellow]resume:[/] {note}")

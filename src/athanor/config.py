@@ -137,6 +137,8 @@ def _describe(err: Any) -> str:
         ctx = err.get("ctx", {})
         return f"{ctx.get('tag')!r} is not a known kind; allowed: {ctx.get('expected_tags')}"
     msg = msg.removeprefix("Value error, ")
+    if isinstance(value, dict):  # a whole section broke a rule that names what it checked
+        return msg
     return f"{value!r} is not allowed: {msg}"
 
 
@@ -385,6 +387,10 @@ class CampaignConfig(SourcedModel):
         "parameters again as a new experiment, or only mark them abandoned",
     )
     initial_experiments: int = Field(8, ge=1, le=10_000)
+    warm_start: list[str] = Field(
+        default_factory=list,
+        description="earlier campaigns (same store) the planner starts from",
+    )
     budget: Budget
     stopping: Stopping = Field(default_factory=Stopping)
     seed: int = 0

@@ -62,6 +62,14 @@ def planner_outcomes(
         if not result.ok:
             return {}, values, f"{result.method} rejected the measurement: {result.rejected}"
         values.update({k: q.value for k, q in result.outcomes.items()})
+    return outcomes_from_values(config, values)
+
+
+def outcomes_from_values(
+    config: CampaignConfig, measured: Mapping[str, float]
+) -> tuple[dict[str, float], dict[str, float], str]:
+    """(outcomes for the planner, measured and derived values, why not) from measured values."""
+    values = dict(measured)
     try:
         values.update(derive(values, config.derived))
     except KeyError as exc:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from athanor.campaign.collect import Collector, measurements
 from athanor.campaign.errors import explain
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
+from athanor.campaign.prior import read_prior, warm_start
 from athanor.campaign.worker import Event, ExperimentWorker
 from athanor.config import CampaignConfig, LabConfig
 from athanor.lab import Lab
@@ -131,12 +132,15 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, lab_config: LabConfig | None = None) -> None:
+    def start(self, lab_config: LabConfig | None = None) -> list[str]:
         """Record a new campaign in the store (refused if the name is taken).
 
         ``lab_config`` is the lab as written (the default: as connected); a simulated lab
-        is stored as written, so that resume can start its emulators again.
+        is stored as written, so that resume can start its emulators again. Experiments of
+        the campaigns named in ``warm_start`` become the planner's prior data. Returns
+        notes for the operator on what the warm start used.
         """
+        priors = read_prior(self.store, self.config)
         self.store.create_campaign(
             self.config.name,
             config=self.config.model_dump(mode="json"),
@@ -150,7 +154,9 @@ class CampaignRunner:
             seed=self.config.seed,
             n_initial=self.config.initial_experiments,
         )
+        notes = warm_start(self.planner, priors)
         self._save_planner()
+        return notes
 
     def recover(self) -> list[str]:
         """Pick up a campaign from the store after a pause, a crash or a kill.
