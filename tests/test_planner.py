@@ -252,6 +252,10 @@ def test_state_is_json_and_restores_the_same_next_suggestion():
     pending = [{"x": 0.2, "y": 0.2}]
     assert restored.suggest(2, pending=pending) == planner.suggest(2, pending=pending)
     assert restored.state() == planner.state()
+    # the digest names the data a suggestion saw: new data, new digest
+    seen = planner.suggest(1, pending=pending)[0].data_digest
+    planner.ingest({"x": 0.3, "y": 0.4}, {"f": 0.1})
+    assert planner.suggest(1, pending=pending)[0].data_digest != seen
 
 
 def test_warm_start_uses_prior_data():

@@ -20,6 +20,8 @@ so in the suggestion's ``model``.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import math
 import warnings
@@ -94,6 +96,9 @@ class Suggestion:
         Experiments it was told were still running.
     seed : int
         The random seed used for this call (derived from the planner's seed).
+    data_digest : str
+        SHA-256 (first 16 hex digits) of the observations and pending parameters it saw,
+        in order: two suggestions with the same digest and seed saw the same data.
     """
 
     params: dict[str, Any]
@@ -104,6 +109,7 @@ class Suggestion:
     n_failures: int
     n_pending: int
     seed: int
+    data_digest: str
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
@@ -358,11 +364,15 @@ class Planner:
         self._calls += 1
         completed = [o for o in self.observations if o.status == "completed"]
         failed = [o for o in self.observations if o.status == "failed"]
-        info = dict(
+        seen = json.dumps(
+            [[asdict(o) for o in self.observations], pending_params], sort_keys=True, default=str
+        )
+        info: dict[str, Any] = dict(
             n_observations=len(completed),
             n_failures=len(failed),
             n_pending=len(pending_params),
             seed=seed,
+            data_digest=hashlib.sha256(seen.encode()).hexdigest()[:16],
         )
         if self.pool is not None:
             available = self._available(X_pending)
