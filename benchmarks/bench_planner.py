@@ -342,7 +342,7 @@ def cli(argv: list[str] | None = None) -> int:
         report_cached()
         return 0
     names = [n for n in args.problems.split(",") if n] or None
-    execute(args.quick, args.seeds, names, args.methods.split(","), cache=True)
+    execute(args.quick, args.seeds, names, args.methods.split(","), cache=not args.quick)
     return 0
 
 

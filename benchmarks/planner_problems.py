@@ -1,4 +1,4 @@
-"""Benchmark problems for the planner: test functions, a lab-like mixed space, real pools.
+"""Planner benchmark problems: test functions, lab-like spaces, the simulated lab, real pools.
 
 Every problem reports the true value of each experiment "larger is better" (``true``),
 from which the runner computes regret against the known optimum. ``evaluate`` returns the
@@ -183,6 +183,7 @@ def synthetic(quick: bool) -> list[Problem]:
             note="experiments with x1 < 0 (a third of the space, one of three optima) fail",
         )
     )
+    out.append(simulated_lab_problem())
     out.append(
         replace(
             h6,
@@ -300,6 +301,48 @@ def two_objective_problem() -> Problem:
         10,
         hypervolume=hv,
         note="BraninCurrin, regret = 59.36 - hypervolume (reference point 18, 6)",
+    )
+
+
+def simulated_lab_problem() -> Problem:
+    """The demo campaign's search on the simulated lab's ground truth, 4 furnaces at once.
+
+    The planner sees the BaTiO3 fraction and band gap with the noise of their analyses
+    (sd 0.02 and 0.01 eV) combined into the demo's score; regret is on the true score.
+    """
+    import yaml
+
+    from athanor.simulators.materials import MaterialsTruth
+
+    demo = yaml.safe_load((REPO / "lab_configs" / "campaigns" / "demo.yaml").read_text())
+    space = demo["search_space"]
+    gap = demo["derived"]["score"]["product"][1]
+    truth = MaterialsTruth(seed=0)
+    kw = {"band_gap_target_ev": gap["target"], "band_gap_tolerance_ev": gap["tolerance"]}
+
+    def score(fraction: float, band_gap: float) -> float:
+        return fraction * math.exp(-0.5 * ((band_gap - gap["target"]) / gap["tolerance"]) ** 2)
+
+    def evaluate(p: Params, r: np.random.Generator) -> dict[str, float]:
+        out = truth.evaluate(p, **kw)
+        fraction = float(np.clip(out["target_fraction"] + 0.02 * r.normal(), 0, 1))
+        return {"score": score(fraction, out["band_gap_ev"] + 0.01 * r.normal())}
+
+    bounds = {q["name"]: (q["low"], q["high"]) for q in space["parameters"]}
+    return Problem(
+        "batio3_sim",
+        space,
+        [{"name": "score", "goal": "maximize"}],
+        evaluate,
+        lambda p: float(truth.evaluate(p, **kw)["score"]),
+        truth.optimum(bounds, **kw)[1],
+        0.05,
+        40,
+        12,
+        workers=4,
+        note="the demo campaign's 5-dimensional recipe search on the simulated lab's "
+        "ground truth; 4 furnaces, running experiments pending; analysis noise on the "
+        "outcomes",
     )
 
 
