@@ -238,6 +238,34 @@ def plot(entries: list[tuple[Problem, dict[str, Any]]], path: Path) -> None:
     plt.close(fig)
 
 
+def summary(entries: list[tuple[Problem, dict[str, Any]]]) -> None:
+    """One line per problem: final regret median of every method, and athanor's AF."""
+    methods = [m for m in METHODS if any(m in r["runs"] for _, r in entries)]
+    rows = []
+    for problem, result in entries:
+        runs, budget = result["runs"], result["budget"]
+        row: list[object] = [f"{problem.name} ({budget})"]
+        for m in methods:
+            final = [r["regret"][-1] for r in runs.get(m, [])]
+            final = [v for v in final if not math.isnan(v)]
+            row.append(f"{median(final):.3g}" if final else "-")
+        row.append("/".join(str(len(runs.get(m, []))) for m in methods))
+        if "athanor" in runs and "random" in runs:
+            mine, _ = _steps(runs["athanor"], problem.threshold, budget)
+            theirs, frac = _steps(runs["random"], problem.threshold, budget)
+            row.append(f"{'≥' if frac < 0.5 else ''}{theirs / mine:.2g}")
+        else:
+            row.append("-")
+        rows.append(row)
+    table(
+        "planner: summary, median regret after the budget (seeds)",
+        ["problem (budget)", *methods, "seeds", "AF athanor"],
+        rows,
+        "AF: experiments random needs to reach the problem's threshold / athanor's "
+        "(random simulated with the same seeds)",
+    )
+
+
 def report_latency(result: dict[str, list[float]]) -> None:
     t = result["athanor"]
     table(
@@ -313,6 +341,7 @@ def report_cached() -> None:
     if (CACHE / "latency.json").is_file():
         report_latency(json.loads((CACHE / "latency.json").read_text()))
     if entries:
+        summary(entries)
         plot(entries, OUT / "planner_regret.png")
         console.print(f"plot: {OUT / 'planner_regret.png'}", style="dim")
 
