@@ -215,20 +215,12 @@ def plot(entries: list[tuple[Problem, dict[str, Any]]], path: Path) -> None:
     rows = math.ceil(len(entries) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax, (problem, result) in zip(axes.ravel(), entries, strict=False):
-        for method, runs in result["runs"].items():
-            r = np.array([run["regret"] for run in runs], dtype=float)
-            r = np.where(np.isnan(r), np.nanmax(r) if np.isfinite(np.nanmax(r)) else 1, r)
-            r = np.maximum(r, 1e-6)
-            x = np.arange(1, r.shape[1] + 1)
-            ax.plot(x, np.median(r, axis=0), label=method)
-            ax.fill_between(
-                x, np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0), alpha=0.2
-            )
-        ax.set_yscale("log")
+        if problem.top1 is not None:
+            _plot_pool(ax, problem, result)
+        else:
+            _plot_regret(ax, problem, result)
         ax.set_title(f"{problem.name} ({result['seeds']} seeds)", fontsize=9)
         ax.set_xlabel("experiments")
-        ax.set_ylabel("regret")
-        ax.axhline(problem.threshold, color="grey", lw=0.5, ls="--")
     for ax in axes.ravel()[len(entries) :]:
         ax.axis("off")
     axes[0][0].legend(fontsize=8)
@@ -236,6 +228,33 @@ def plot(entries: list[tuple[Problem, dict[str, Any]]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_regret(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
+    """Median and IQR of regret against experiments, log scale."""
+    for method, runs in result["runs"].items():
+        r = np.array([run["regret"] for run in runs], dtype=float)
+        r = np.where(np.isnan(r), np.nanmax(r) if np.isfinite(np.nanmax(r)) else 1, r)
+        r = np.maximum(r, 1e-6)
+        x = np.arange(1, r.shape[1] + 1)
+        ax.plot(x, np.median(r, axis=0), label=method)
+        ax.fill_between(x, np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0), alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_ylabel("regret")
+    ax.axhline(problem.threshold, color="grey", lw=0.5, ls="--")
+
+
+def _plot_pool(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
+    """Fraction of seeds that have found a top-5 % (dashed) and top-1 % row (solid)."""
+    assert problem.top1 is not None
+    for i, (method, runs) in enumerate(result["runs"].items()):
+        r = np.nan_to_num(np.array([run["regret"] for run in runs], dtype=float), nan=np.inf)
+        x = np.arange(1, r.shape[1] + 1)
+        top1 = problem.optimum - problem.top1
+        ax.plot(x, (r <= top1 + 1e-12).mean(axis=0), color=f"C{i}", label=method)
+        ax.plot(x, (r <= problem.threshold).mean(axis=0), color=f"C{i}", ls="--", lw=0.8)
+    ax.set_ylabel("seeds that found top 5 % (--), 1 %")
+    ax.set_ylim(0, 1.02)
 
 
 def summary(entries: list[tuple[Problem, dict[str, Any]]]) -> None:
@@ -333,7 +352,9 @@ def report_cached() -> None:
             path = CACHE / f"{problem.name}__{method}.json"
             if path.is_file():
                 part = json.loads(path.read_text())
-                result.update(budget=part["budget"], seeds=part["seeds"])
+                result.update(
+                    budget=part["budget"], seeds=max(result.get("seeds", 0), part["seeds"])
+                )
                 result["runs"].update(part["runs"])
         if result["runs"]:
             report(problem, result)
