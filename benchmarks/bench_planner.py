@@ -325,7 +325,12 @@ def execute(
     for problem in found:
         if names and problem.name not in names:
             continue
-        use = [m for m in methods if m != "ax" or (HAVE_AX and problem.ax)]
+        composite = any("product" in o for o in problem.objectives)
+        use = [
+            m
+            for m in methods
+            if (m != "ax" or (HAVE_AX and problem.ax)) and (m != "athanor-direct" or composite)
+        ]
         result = run_problem(problem, use, seeds, quick)
         if cache:
             CACHE.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,16 @@ class Athanor:
             self.planner.ingest(params, status="failed")
         else:
             self.planner.ingest(params, outcomes)
+
+
+class AthanorDirect(Athanor):
+    """athanor modelling a composite objective's value itself, not its outcomes."""
+
+    name = "athanor-direct"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        direct = [{k: v for k, v in o.items() if k != "product"} for o in problem.objectives]
+        super().__init__(replace(problem, objectives=direct), seed)
 
 
 class Sobol(Athanor):
@@ -148,6 +159,8 @@ class Ax:
                 f"{c['name']} {c['op']} {c['bound']}" for c in problem.outcome_constraints
             ],
         )
+        self.objectives = problem.objectives
+        self.constraints = problem.outcome_constraints
         self.latencies: list[float] = []
         self._asked = 0
 
@@ -166,7 +179,9 @@ class Ax:
         if outcomes is None:
             self.client.mark_trial_failed(handle)
         else:
-            self.client.complete_trial(handle, raw_data=dict(outcomes))
+            known = {o["name"] for o in self.objectives} | {c["name"] for c in self.constraints}
+            raw = {k: v for k, v in outcomes.items() if k in known}
+            self.client.complete_trial(handle, raw_data=raw)
 
 
-METHODS = {m.name: m for m in (Athanor, Random, Sobol, Ax)}
+METHODS = {m.name: m for m in (Athanor, AthanorDirect, Random, Sobol, Ax)}

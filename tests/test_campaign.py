@@ -75,6 +75,9 @@ def test_campaign_runs_every_experiment_once_and_stores_valid_documents(finished
     proposals = store.proposals("mini")
     assert [p.provenance["phase"] for p in proposals[:4]] == ["initial"] * 4
     assert any(p.provenance["phase"] == "model" for p in proposals)  # the model took over
+    # the derived score is planned as a composite of fraction and band gap models
+    modelled = [p.provenance["model"] for p in proposals if p.provenance["phase"] == "model"]
+    assert all("composite" in m for m in modelled), modelled
     scores = [store.outcomes("mini")[e.id]["fraction_BaTiO3"].value for e in experiments]
     assert max(scores) > max(scores[:4])  # better than the initial design
     runs = store.runs("mini")

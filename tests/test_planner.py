@@ -241,6 +241,35 @@ def test_target_objective_approaches_the_target():
     assert abs(planner.best().outcomes["gap"] - 2.0) < 0.05
 
 
+def test_composite_objective_models_each_outcome_and_maximises_their_product():
+    # purity rises with x; the gap must sit at 2.0 eV, reached where y is 0.5
+    score = {
+        "name": "score",
+        "goal": "maximize",
+        "product": [
+            {"outcome": "purity"},
+            {"outcome": "gap", "target": 2.0, "tolerance": 0.1},
+        ],
+    }
+    planner = Planner(SQUARE, [score], seed=11, n_initial=5, settings=FAST)
+    assert planner.outcomes == ["purity", "gap"]
+    for _ in range(14):
+        (s,) = planner.suggest(1)
+        x, y = s.params["x"], s.params["y"]
+        planner.ingest(s.params, {"purity": x, "gap": 1.5 + y})
+    assert s.model.endswith("(composite objective)/qLogNEI")
+    best = planner.best()
+    assert best is not None
+    assert best.params["x"] > 0.8 and abs(best.outcomes["gap"] - 2.0) < 0.1
+    with pytest.raises(PlannerError, match="missing 'gap'"):
+        planner.ingest({"x": 0.5, "y": 0.5}, {"purity": 0.5, "score": 0.4})
+
+
+def test_composite_objective_must_be_maximised():
+    with pytest.raises(PlannerError, match="'product'"):
+        Planner(SQUARE, [{"name": "s", "goal": "minimize", "product": [{"outcome": "a"}]}])
+
+
 # ---------------------------------------------------------------- state and warm start
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from athanor.planner.space import Objective, OutcomeConstraint, SearchSpace
+from athanor.planner.space import Desirability, Objective, OutcomeConstraint, SearchSpace
 from athanor.schema import StrictModel
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -331,24 +331,6 @@ class Stopping(StrictModel):
     no_improvement_for: int | None = Field(None, gt=0, description="experiments")
 
 
-class Desirability(StrictModel):
-    """How much one outcome is wanted, in 0..1: its value itself, or closeness to a target.
-
-    With ``target`` the desirability is ``exp(-((value - target) / tolerance)^2 / 2)``;
-    without, the value is used as it is (e.g. a phase fraction).
-    """
-
-    outcome: str
-    target: float | None = None
-    tolerance: float | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _pair(self) -> Desirability:
-        if (self.target is None) != (self.tolerance is None):
-            raise ValueError(f"{self.outcome}: give both target and tolerance, or neither")
-        return self
-
-
 class DerivedOutcome(StrictModel):
     """An outcome computed from measured ones: the product of their desirabilities."""
 
@@ -413,6 +395,21 @@ class CampaignConfig(SourcedModel):
                 f"constraints ({', '.join(sorted(known))})"
             )
         return self
+
+    def planner_objectives(self) -> list[Objective]:
+        """The objectives as the planner takes them.
+
+        A maximised objective whose outcome is derived (a product of desirabilities)
+        becomes composite: the planner models the measured outcomes in the product one
+        by one and combines their predictions, instead of modelling the product.
+        """
+        out = []
+        for objective in self.objectives:
+            derived = self.derived.get(self.outcomes.get(objective.name, objective.name))
+            if derived is not None and objective.goal == "maximize" and not objective.product:
+                objective = objective.model_copy(update={"product": derived.product})
+            out.append(objective)
+        return out
 
     def lab_path(self) -> Path:
         """The lab config, resolved against the campaign file's folder."""

@@ -21,10 +21,7 @@ def derive(values: Mapping[str, float], derived: Mapping[str, DerivedOutcome]) -
     for name, spec in derived.items():
         total = 1.0
         for term in spec.product:
-            value = values[term.outcome]
-            if term.target is not None and term.tolerance is not None:
-                value = math.exp(-0.5 * ((value - term.target) / term.tolerance) ** 2)
-            total *= value
+            total *= term.of(values[term.outcome])
         out[name] = total
     return out
 
@@ -75,8 +72,9 @@ def outcomes_from_values(
     except KeyError as exc:
         return {}, values, f"no measured outcome {exc} for a derived outcome"
     wanted = [o.name for o in config.objectives] + [c.name for c in config.outcome_constraints]
+    components = [t.outcome for o in config.planner_objectives() for t in o.product or []]
     outcomes: dict[str, float] = {}
-    for name in wanted:
+    for name in wanted + components:
         source = config.outcomes.get(name, name)
         if source not in values or not math.isfinite(values[source]):
             return {}, values, f"no finite outcome {source!r} for {name!r}"

@@ -149,7 +149,7 @@ class CampaignRunner:
         )
         self.planner = Planner(
             self.config.search_space,
-            self.config.objectives,
+            self.config.planner_objectives(),
             self.config.outcome_constraints,
             seed=self.config.seed,
             n_initial=self.config.initial_experiments,

@@ -47,7 +47,7 @@ def check_campaign(config: CampaignConfig, lab_config: LabConfig) -> None:
         names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
         check_arguments(plan, names, where)
         Planner(
-            config.search_space, config.objectives, config.outcome_constraints,
+            config.search_space, config.planner_objectives(), config.outcome_constraints,
             seed=config.seed, n_initial=config.initial_experiments,
         )  # fmt: skip
     except (ProtocolError, PlannerError) as exc:

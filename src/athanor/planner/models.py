@@ -1,10 +1,14 @@
 """Surrogate models and acquisition functions (BoTorch defaults).
 
 One ``SingleTaskGP`` (``Normalize`` inputs, ``Standardize`` outcomes) per modelled
-outcome, fitted with ``fit_gpytorch_mll``. When experiments have failed, one more GP is
-fitted to a success indicator (1 = gave outcomes, 0 = failed) over every attempted point;
-the acquisition treats "indicator > 0.5" as a constraint, which multiplies the expected
-improvement by the modelled probability that the experiment succeeds.
+outcome, fitted with ``fit_gpytorch_mll``. A composite objective (a product of
+desirabilities) is computed from the outcome models' joint samples in the Monte Carlo
+objective, the composite-function idea of Astudillo & Frazier (2019).
+
+When experiments have failed, one more GP is fitted to a success indicator (1 = gave
+outcomes, 0 = failed) over every attempted point; the acquisition treats "indicator >
+0.5" as a constraint, which multiplies the expected improvement by the modelled
+probability that the experiment succeeds.
 """
 
 from __future__ import annotations
@@ -99,14 +103,9 @@ def hyperparameters(model: SingleTaskGP) -> dict[str, list[float]]:
     }
 
 
-def to_max(values: Tensor, objective: Objective) -> Tensor:
-    """An objective's outcome values turned into "larger is better"."""
-    if objective.goal == "maximize":
-        return values
-    if objective.goal == "minimize":
-        return -values
-    assert objective.target is not None
-    return -(values - objective.target).abs()
+def outcome_view(Z: Tensor, outcomes: Sequence[str]) -> dict[str, Tensor]:
+    """Outcome name -> its values, from a tensor whose last dimension is ``outcomes``."""
+    return {name: Z[..., i] for i, name in enumerate(outcomes)}
 
 
 @dataclass
@@ -158,7 +157,6 @@ def build_acquisition(
         name += "+feasibility GP"
     model: Model = models[0] if len(models) == 1 else ModelListGP(*models)
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
-    cols = [index[o.name] for o in objectives]
     common = dict(
         model=model,
         X_baseline=data.X,
@@ -167,18 +165,21 @@ def build_acquisition(
         X_pending=X_pending,
         prune_baseline=True,
     )
+    if any(o.product for o in objectives):
+        name += " (composite objective)"
     if len(objectives) == 1:
-        obj, col = objectives[0], cols[0]
+        obj = objectives[0]
         acqf = qLogNoisyExpectedImprovement(
-            objective=GenericMCObjective(lambda Z, X=None: to_max(Z[..., col], obj)),
+            objective=GenericMCObjective(
+                lambda Z, X=None: obj.value(outcome_view(Z, data.outcomes))
+            ),
             **common,
         )
         return Acquisition(acqf, f"{name}/qLogNEI")
 
     def mo(Z: Tensor, X: Tensor | None = None) -> Tensor:
-        return torch.stack(
-            [to_max(Z[..., c], o) for c, o in zip(cols, objectives, strict=True)], dim=-1
-        )
+        view = outcome_view(Z, data.outcomes)
+        return torch.stack([o.value(view) for o in objectives], dim=-1)
 
     acqf = qLogNoisyExpectedHypervolumeImprovement(
         ref_point=reference_point(data, objectives, constraints),
@@ -199,9 +200,8 @@ def feasible_mask(data: TrainingData, constraints: Sequence[OutcomeConstraint]) 
 
 def objective_values(data: TrainingData, objectives: Sequence[Objective]) -> Tensor:
     """Completed experiments' objectives, "larger is better", n x k."""
-    return torch.stack(
-        [to_max(data.Y[:, data.outcomes.index(o.name)], o) for o in objectives], dim=-1
-    )
+    view = outcome_view(data.Y, data.outcomes)
+    return torch.stack([o.value(view) for o in objectives], dim=-1)
 
 
 def reference_point(

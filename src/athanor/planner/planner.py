@@ -148,7 +148,9 @@ class Planner:
     space : SearchSpace or mapping
         The search space (a mapping is validated as the campaign YAML's ``search_space``).
     objectives : sequence of Objective or mapping
-        One objective (qLogNEI) or several (qLogNEHVI, Pareto front).
+        One objective (qLogNEI) or several (qLogNEHVI, Pareto front). An objective with a
+        ``product`` of desirabilities is composite: its outcomes are modelled one by one
+        and ``ingest`` takes them (the product itself need not be given).
     outcome_constraints : sequence of OutcomeConstraint or mapping, optional
         Outcomes that must stay on one side of a bound.
     seed : int, optional
@@ -202,7 +204,8 @@ class Planner:
         if not isinstance(n_initial, int) or n_initial < 1:
             raise PlannerError(f"n_initial: {n_initial!r} is not allowed; give an integer >= 1")
         self.n_initial = n_initial
-        self.outcomes = list(dict.fromkeys(names + [c.name for c in self.outcome_constraints]))
+        modelled = [n for o in self.objectives for n in o.modelled]
+        self.outcomes = list(dict.fromkeys(modelled + [c.name for c in self.outcome_constraints]))
         if pool is None and self.space.pool:
             pool = read_pool(self.space.pool, self.space.names)
         self.pool: list[dict[str, Any]] | None = None
@@ -317,7 +320,7 @@ class Planner:
             if missing:
                 raise PlannerError(
                     f"outcomes: missing {', '.join(map(repr, missing))}; a completed "
-                    "experiment needs every objective and constrained outcome (report it as "
+                    "experiment needs every modelled and constrained outcome (report it as "
                     "status='failed' if it gave none)"
                 )
             for name, value in outcomes.items():

@@ -190,13 +190,44 @@ class SearchSpace(StrictModel):
         return [p.name for p in self.parameters]
 
 
+class Desirability(StrictModel):
+    """How much one outcome is wanted, in 0..1: its value itself, or closeness to a target.
+
+    With ``target`` the desirability is ``exp(-((value - target) / tolerance)^2 / 2)``;
+    without, the value is used as it is (e.g. a phase fraction).
+    """
+
+    outcome: str
+    target: float | None = None
+    tolerance: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _pair(self) -> Desirability:
+        if (self.target is None) != (self.tolerance is None):
+            raise ValueError(f"{self.outcome}: give both target and tolerance, or neither")
+        return self
+
+    def of(self, value: Any) -> Any:
+        """The desirability of ``value`` (a number or a torch tensor)."""
+        if self.target is None or self.tolerance is None:
+            return value
+        z = (value - self.target) / self.tolerance
+        return (-0.5 * z**2).exp() if hasattr(z, "exp") else math.exp(-0.5 * z * z)
+
+
 class Objective(StrictModel):
-    """What to do with one outcome: maximise, minimise, or reach a target value."""
+    """What to do with one outcome: maximise, minimise, or reach a target value.
+
+    With ``product`` the objective is composite: the product of the desirabilities of the
+    outcomes it names, each modelled on its own (so the planner learns, say, phase
+    fraction and band gap separately and combines their predictions), to be maximised.
+    """
 
     name: str = Field(pattern=f"^{_NAME}$")
     goal: Literal["maximize", "minimize", "target"]
     target: float | None = None
     unit: str = ""
+    product: list[Desirability] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _target(self) -> Objective:
@@ -204,7 +235,35 @@ class Objective(StrictModel):
             raise ValueError(
                 f"objective {self.name!r}: give 'target' exactly when goal is 'target'"
             )
+        if self.product is not None and self.goal != "maximize":
+            raise ValueError(
+                f"objective {self.name!r}: a product of desirabilities is maximised; "
+                f"goal {self.goal!r} is not allowed with 'product'"
+            )
         return self
+
+    @property
+    def modelled(self) -> list[str]:
+        """The outcomes the planner models for this objective."""
+        return [t.outcome for t in self.product] if self.product else [self.name]
+
+    def value(self, outcomes: Any) -> Any:
+        """The objective, "larger is better", from ``outcomes[name]`` of the modelled ones.
+
+        ``outcomes`` maps names to numbers or to tensors of samples.
+        """
+        if self.product:
+            total = 1.0
+            for term in self.product:
+                total = total * term.of(outcomes[term.outcome])
+            return total
+        values = outcomes[self.name]
+        if self.goal == "maximize":
+            return values
+        if self.goal == "minimize":
+            return -values
+        assert self.target is not None
+        return -abs(values - self.target)
 
 
 class OutcomeConstraint(StrictModel):
