@@ -392,3 +392,24 @@ def test_branin_beats_random_search():
     rng = np.random.default_rng(0)
     random_best = min(branin({"x1": -5 + 15 * a, "x2": 15 * b}) for a, b in rng.random((20, 2)))
     assert planner.best().outcomes["f"] < min(random_best, 1.5)
+
+
+def test_outliers_on_the_bad_side_are_winsorized_before_fitting():
+    import torch
+
+    from athanor.planner.models import TrainingData, winsorized
+    from athanor.planner.space import Objective, OutcomeConstraint
+
+    f = torch.tensor([1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, -50.0, 90.0], dtype=torch.float64)
+    c = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 40.0, -30.0], dtype=torch.float64)
+    data = TrainingData(torch.zeros(9, 1), torch.stack([f, c], -1), ["f", "c"], None, None)
+    Y = winsorized(
+        data,
+        [Objective(name="f", goal="maximize")],
+        [OutcomeConstraint(name="c", op="<=", bound=5.0)],
+    )
+    assert Y[7, 0] > 0  # the disastrous experiment is pulled up to the fence ...
+    assert Y[8, 0] == 90.0  # ... the best one is kept as measured
+    assert 5.0 < Y[7, 1] < 40.0  # an infeasible outlier stays infeasible, only less extreme
+    assert Y[8, 1] == -30.0
+    assert torch.equal(Y[:7], data.Y[:7])

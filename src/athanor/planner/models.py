@@ -3,7 +3,8 @@
 One ``SingleTaskGP`` (``Normalize`` inputs, ``Standardize`` outcomes) per modelled
 outcome, fitted with ``fit_gpytorch_mll``. A composite objective (a product of
 desirabilities) is computed from the outcome models' joint samples in the Monte Carlo
-objective, the composite-function idea of Astudillo & Frazier (2019).
+objective, the composite-function idea of Astudillo & Frazier (2019). Outliers on the bad
+side of an objective are winsorized before fitting, as Ax does by default.
 
 When experiments have failed, one more GP is fitted to a success indicator (1 = gave
 outcomes, 0 = failed) over every attempted point; the acquisition treats "indicator >
@@ -108,6 +109,45 @@ def outcome_view(Z: Tensor, outcomes: Sequence[str]) -> dict[str, Tensor]:
     return {name: Z[..., i] for i, name in enumerate(outcomes)}
 
 
+def winsorized(
+    data: TrainingData, objectives: Sequence[Objective], constraints: Sequence[OutcomeConstraint]
+) -> Tensor:
+    """The outcomes the models are fitted to, with outliers on the bad side pulled in.
+
+    As Ax's default ``Winsorize``: an objective's values worse than the Tukey fence
+    (``q1 - 1.5 IQR`` when maximising, ``q3 + 1.5 IQR`` when minimising) are set to it,
+    so a few very bad experiments do not flatten the model where the optimum is; a
+    constrained outcome only on its infeasible side, never across the bound. Targets
+    and the outcomes of composite objectives are left as they are.
+    """
+    Y = data.Y.clone()
+    for o in objectives:
+        if o.product or o.goal == "target":
+            continue
+        y = Y[:, data.outcomes.index(o.name)]
+        q1, q3 = _quartiles(y)
+        if o.goal == "maximize":
+            y.clamp_(min=q1 - 1.5 * (q3 - q1))
+        else:
+            y.clamp_(max=q3 + 1.5 * (q3 - q1))
+    for c in constraints:
+        y = Y[:, data.outcomes.index(c.name)]
+        q1, q3 = _quartiles(y)
+        if c.op == "<=":
+            top = max(q3, c.bound)
+            y.clamp_(max=top + 1.5 * (top - q1))
+        else:
+            bottom = min(q1, c.bound)
+            y.clamp_(min=bottom - 1.5 * (q3 - bottom))
+    return Y
+
+
+def _quartiles(y: Tensor) -> tuple[float, float]:
+    q1 = torch.quantile(y, 0.25, interpolation="lower")
+    q3 = torch.quantile(y, 0.75, interpolation="higher")
+    return float(q1), float(q3)
+
+
 @dataclass
 class Acquisition:
     """A ready acquisition function and what it is, for provenance."""
@@ -130,8 +170,9 @@ def build_acquisition(
     ``hyper`` holds each model's last hyperparameters; it is updated with the new fits.
     """
     models: list[Model] = []
+    Y = winsorized(data, objectives, constraints)
     for i, outcome in enumerate(data.outcomes):
-        models.append(fit_gp(data.X, data.Y[:, [i]], hyper.get(outcome)))
+        models.append(fit_gp(data.X, Y[:, [i]], hyper.get(outcome)))
         hyper[outcome] = hyperparameters(models[-1])
     index = {name: i for i, name in enumerate(data.outcomes)}
     constraint_fns: list[Callable[[Tensor], Tensor]] = []
