@@ -223,11 +223,18 @@ def plot(entries: list[tuple[Problem, dict[str, Any]]], path: Path) -> None:
         ax.set_xlabel("experiments")
     for ax in axes.ravel()[len(entries) :]:
         ax.axis("off")
-    axes[0][0].legend(fontsize=8)
+    handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines()}
+    methods = [m for m in METHODS if m in handles]
+    fig.legend([handles[m] for m in methods], methods, loc="lower right", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _color(method: str) -> str:
+    """One colour per method in every panel."""
+    return f"C{list(METHODS).index(method)}"
 
 
 def _plot_regret(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
@@ -237,8 +244,10 @@ def _plot_regret(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
         r = np.where(np.isnan(r), np.nanmax(r) if np.isfinite(np.nanmax(r)) else 1, r)
         r = np.maximum(r, 1e-6)
         x = np.arange(1, r.shape[1] + 1)
-        ax.plot(x, np.median(r, axis=0), label=method)
-        ax.fill_between(x, np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0), alpha=0.2)
+        color = _color(method)
+        ax.plot(x, np.median(r, axis=0), color=color, label=method)
+        q1, q3 = np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0)
+        ax.fill_between(x, q1, q3, color=color, alpha=0.2)
     ax.set_yscale("log")
     ax.set_ylabel("regret")
     ax.axhline(problem.threshold, color="grey", lw=0.5, ls="--")
@@ -247,12 +256,12 @@ def _plot_regret(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
 def _plot_pool(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
     """Fraction of seeds that have found a top-5 % (dashed) and top-1 % row (solid)."""
     assert problem.top1 is not None
-    for i, (method, runs) in enumerate(result["runs"].items()):
+    for method, runs in result["runs"].items():
         r = np.nan_to_num(np.array([run["regret"] for run in runs], dtype=float), nan=np.inf)
         x = np.arange(1, r.shape[1] + 1)
         top1 = problem.optimum - problem.top1
-        ax.plot(x, (r <= top1 + 1e-12).mean(axis=0), color=f"C{i}", label=method)
-        ax.plot(x, (r <= problem.threshold).mean(axis=0), color=f"C{i}", ls="--", lw=0.8)
+        ax.plot(x, (r <= top1 + 1e-12).mean(axis=0), color=_color(method), label=method)
+        ax.plot(x, (r <= problem.threshold).mean(axis=0), color=_color(method), ls="--", lw=0.8)
     ax.set_ylabel("seeds that found top 5 % (--), 1 %")
     ax.set_ylim(0, 1.02)
 
