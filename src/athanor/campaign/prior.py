@@ -68,25 +68,15 @@ def read_prior(store: Store, config: CampaignConfig) -> list[PriorCampaign]:
 
 def warm_start(planner: Planner, priors: list[PriorCampaign]) -> list[str]:
     """Give ``planner`` the prior records that fit its space; a note per campaign."""
-    fixed = planner.encoder.fixed
     notes = []
     for prior in priors:
         added = {"completed": 0, "failed": 0}
         skipped = list(prior.skipped)
         for rec in prior.records:
-            params, number = rec["params"], rec["experiment"]
-            changed = [k for k, v in fixed.items() if k in params and params[k] != v]
-            if changed:
-                k = changed[0]
-                skipped.append(
-                    f"experiment {number} ran with {k}={params[k]!r}; this campaign fixes "
-                    f"{k}={fixed[k]!r}"
-                )
-                continue
             try:
                 planner.warm_start([rec])
             except PlannerError as exc:
-                skipped.append(f"experiment {number}: {exc}")
+                skipped.append(f"experiment {rec['experiment']}: {exc}")
                 continue
             added[rec.get("status", "completed")] += 1
         note = (

@@ -173,6 +173,12 @@ class Encoder:
         missing = [c.param.name for c in self.columns if c.param.name not in params]
         if missing:
             raise PlannerError(f"{what}: missing parameter(s) {', '.join(map(repr, missing))}")
+        for name, value in self.fixed.items():
+            if name in params and params[name] != value and str(params[name]) != str(value):
+                raise PlannerError(
+                    f"{what}.{name}: {params[name]!r} is not allowed; the parameter is fixed "
+                    f"at {value!r}"
+                )
         out = dict(self.fixed)
         for c in self.columns:
             out[c.param.name] = self._check_value(c.param, params[c.param.name], what)
