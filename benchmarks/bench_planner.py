@@ -1,10 +1,11 @@
 """Planner benchmark: athanor vs uniform random, scrambled Sobol and Ax ``Client`` defaults.
 
 ``python -m benchmarks planner [--quick]`` runs every problem and prints one table each.
-Long runs can be split and resumed (results are cached per problem in
-``out/bench/planner/*.json``)::
+Long runs can be split, run side by side and resumed: every run is cached as
+``out/bench/planner/<problem>/<method>/seedNN.json`` and not run again::
 
     python -m benchmarks.bench_planner --seeds 20 --problems branin,hartmann6
+    python -m benchmarks.bench_planner --seeds 10-19 --problems composition --methods ax
     python -m benchmarks.bench_planner --report       # tables and plot from the cache
 
 Seeds are paired: seed ``s`` gives every method the same problem noise and worker
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.progress import Progress
 
 from benchmarks.common import console, median, percentile, single_thread_torch, table
 from benchmarks.planner_methods import HAVE_AX, METHODS
@@ -69,17 +71,47 @@ def run_one(problem: Problem, method: str, seed: int, budget: int) -> dict[str, 
     return {"regret": regret, "latency": runner.latencies, "failures": failures}
 
 
-def run_problem(problem: Problem, methods: list[str], seeds: int, quick: bool) -> dict:
+def seed_path(problem: str, method: str, seed: int) -> Path:
+    return CACHE / problem / method / f"seed{seed:02d}.json"
+
+
+def cached_run(problem: str, method: str, seed: int, budget: int) -> dict[str, Any] | None:
+    """The cached run of ``seed``, if there is one with this budget."""
+    path = seed_path(problem, method, seed)
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return saved["run"] if saved["budget"] == budget else None
+
+
+def run_problem(problem: Problem, methods: list[str], seeds: range, quick: bool) -> dict:
+    """Every method on every seed; a full run (not ``quick``) reuses and fills the cache."""
     budget = problem.quick_budget if quick else problem.budget
-    result: dict[str, Any] = {"budget": budget, "seeds": seeds, "runs": {}}
-    for method in methods:
-        runs = []
-        for seed in range(seeds):
-            start = time.perf_counter()
-            runs.append(run_one(problem, method, seed, budget))
-            runs[-1]["seconds"] = time.perf_counter() - start
-        result["runs"][method] = runs
+    result: dict[str, Any] = {"budget": budget, "seeds": len(seeds), "runs": {}}
+    with Progress(console=console, transient=True) as progress:
+        for method in methods:
+            task = progress.add_task(f"{problem.name}: {method}", total=len(seeds))
+            runs = []
+            for seed in seeds:
+                run = None if quick else cached_run(problem.name, method, seed, budget)
+                if run is None:
+                    start = time.perf_counter()
+                    run = run_one(problem, method, seed, budget)
+                    run["seconds"] = time.perf_counter() - start
+                    if not quick:
+                        _store(seed_path(problem.name, method, seed), budget, seed, run)
+                runs.append(run)
+                progress.advance(task)
+            result["runs"][method] = runs
     return result
+
+
+def _store(path: Path, budget: int, seed: int, run: dict[str, Any]) -> None:
+    """Write whole or not at all, so a stopped benchmark leaves no broken run behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps({"budget": budget, "seed": seed, "run": run}))
+    partial.replace(path)
 
 
 def latency_scenario(quick: bool) -> dict[str, list[float]]:
@@ -319,9 +351,9 @@ def report_latency(result: dict[str, list[float]]) -> None:
 
 
 def execute(
-    quick: bool, seeds: int, names: list[str] | None, methods: list[str], cache: bool
+    quick: bool, seeds: range, names: list[str] | None, methods: list[str]
 ) -> list[tuple[Problem, dict[str, Any]]]:
-    """Run, print and (``cache``) store the named problems (default all)."""
+    """Run, print and (unless ``quick``) cache the named problems (default all)."""
     single_thread_torch()
     entries = []
     found, note = problems(quick)
@@ -341,16 +373,11 @@ def execute(
             if (m != "ax" or (HAVE_AX and problem.ax)) and (m != "athanor-direct" or composite)
         ]
         result = run_problem(problem, use, seeds, quick)
-        if cache:
-            CACHE.mkdir(parents=True, exist_ok=True)
-            for method, runs in result["runs"].items():
-                part = {**result, "runs": {method: runs}}
-                (CACHE / f"{problem.name}__{method}.json").write_text(json.dumps(part))
         report(problem, result)
         entries.append((problem, result))
     if not names or "latency" in names:
         lat = latency_scenario(quick)
-        if cache:
+        if not quick:
             CACHE.mkdir(parents=True, exist_ok=True)
             (CACHE / "latency.json").write_text(json.dumps(lat))
         report_latency(lat)
@@ -361,16 +388,19 @@ def report_cached() -> None:
     found, _ = problems(quick=False)
     entries = []
     for problem in found:
-        result: dict[str, Any] = {"runs": {}}
+        result: dict[str, Any] = {"budget": problem.budget, "runs": {}}
         for method in METHODS:
-            path = CACHE / f"{problem.name}__{method}.json"
-            if path.is_file():
-                part = json.loads(path.read_text())
-                result.update(
-                    budget=part["budget"], seeds=max(result.get("seeds", 0), part["seeds"])
-                )
-                result["runs"].update(part["runs"])
+            folder = CACHE / problem.name / method
+            paths = sorted(folder.glob("seed*.json")) if folder.is_dir() else []
+            runs = [
+                run
+                for path in paths
+                if (run := cached_run(problem.name, method, int(path.stem[4:]), problem.budget))
+            ]
+            if runs:
+                result["runs"][method] = runs
         if result["runs"]:
+            result["seeds"] = max(len(runs) for runs in result["runs"].values())
             report(problem, result)
             entries.append((problem, result))
     if (CACHE / "latency.json").is_file():
@@ -384,19 +414,32 @@ def report_cached() -> None:
 def main(quick: bool) -> None:
     """Quick: 2 seeds, short budgets, a few problems, no Ax. Full: everything, 20 seeds."""
     if not quick:
-        execute(False, 20, None, list(METHODS), cache=True)
+        execute(False, range(20), None, list(METHODS))
         report_cached()
         return
     names = ["branin", "two_objectives", "branin_failures", "autoam", "latency"]
-    entries = execute(True, 2, names, ["athanor", "random", "sobol"], cache=False)
+    entries = execute(True, range(2), names, ["athanor", "random", "sobol"])
     plot(entries, OUT / "planner_regret_quick.png")
     console.print(f"plot: {OUT / 'planner_regret_quick.png'}", style="dim")
+
+
+def seed_range(text: str) -> range:
+    """``N``: seeds 0 to N-1; ``A-B``: seeds A to B."""
+    first, _, last = text.partition("-")
+    try:
+        return range(int(first), int(last) + 1) if last else range(int(first))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds: {text!r} is neither a count (20) nor a range (10-19)"
+        ) from None
 
 
 def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_planner")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--seeds", type=seed_range, default=range(20), help="how many (20) or which (10-19)"
+    )
     parser.add_argument("--problems", default="", help="comma-separated (default: all)")
     parser.add_argument("--methods", default="athanor,random,sobol,ax")
     parser.add_argument("--report", action="store_true", help="tables and plot from the cache")
@@ -406,7 +449,7 @@ def cli(argv: list[str] | None = None) -> int:
         report_cached()
         return 0
     names = [n for n in args.problems.split(",") if n] or None
-    execute(args.quick, args.seeds, names, args.methods.split(","), cache=not args.quick)
+    execute(args.quick, args.seeds, names, args.methods.split(","))
     return 0
 
 
