@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -20,18 +22,36 @@ ROOT = Path(__file__).parent.parent
 EXE = Path(sys.executable).parent / "athanor"
 
 
-@pytest.mark.slow
-def test_serve_prints_connections_answers_any_client_and_stops_cleanly(tmp_path):
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """Start ``athanor sim serve`` and wait until it has written its lab config."""
     written = tmp_path / "served.yaml"
     sim_lab = str(ROOT / "lab_configs" / "sim_lab.yaml")
     process = subprocess.Popen(
         [EXE, "sim", "serve", sim_lab, "--write-lab", str(written)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not written.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    return process, written
+
+
+def _stopped(process: subprocess.Popen) -> str:
     try:
-        deadline = time.monotonic() + 60
-        while not written.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        out, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        pytest.fail(f"sim serve did not stop within 30 s of Ctrl-C:\n{out}")
+    assert process.returncode == 0, out
+    assert "stopped cleanly" in out, out
+    return out
+
+
+@pytest.mark.slow
+def test_serve_prints_connections_answers_any_client_and_stops_cleanly(tmp_path):
+    process, written = _serve(tmp_path)
+    try:
         assert written.exists(), "the served lab config was never written"
         served = load_lab(written)
         assert not served.simulated  # a plain lab: its connections are the real ones
@@ -41,9 +61,23 @@ def test_serve_prints_connections_answers_any_client_and_stops_cleanly(tmp_path)
         assert all(r.ok for r in reports), [r.error for r in reports if not r.ok]
     finally:
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, out
-    assert "furnace1" in out and "stopped cleanly" in out
+    assert "furnace1" in _stopped(process)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "tgkill"), reason="needs Linux tgkill")
+def test_serve_stops_when_ctrl_c_reaches_an_emulator_thread(tmp_path):
+    # The OS may hand a process's SIGINT to any of its threads, not only the main one.
+    process, written = _serve(tmp_path)
+    try:
+        assert written.exists(), "the served lab config was never written"
+        threads = [int(t) for t in os.listdir(f"/proc/{process.pid}/task")]
+        other = next(t for t in threads if t != process.pid)
+        ctypes.CDLL(None, use_errno=True).tgkill(process.pid, other, signal.SIGINT)
+    finally:
+        if process.poll() is None and not written.exists():
+            process.send_signal(signal.SIGINT)
+    _stopped(process)
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path):

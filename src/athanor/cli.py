@@ -329,7 +329,10 @@ def sim_serve(
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+                # Wake now and then: a Ctrl-C that the OS hands to an emulator thread is
+                # only acted on when the main thread runs Python again.
+                while not stop.wait(0.2):
+                    pass
             console.print("stopping emulators ...")
     except ConfigError as exc:
         fail(str(exc))
