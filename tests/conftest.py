@@ -6,8 +6,24 @@ import os
 
 import pytest
 
+from athanor.clock import ManualClock
+from athanor.simulators.hosting import BackgroundLoop
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def loop():
+    """An asyncio loop in a background thread that hosts emulators for a test module."""
+    with BackgroundLoop() as background:
+        yield background
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A lab clock that moves only when the test advances it."""
+    return ManualClock()
 
 
 @pytest.fixture

@@ -19,19 +19,12 @@ from athanor.drivers.errors import (
 )
 from athanor.drivers.xrdml import PatternFileError, read_pattern, read_xrdml, read_xy
 from athanor.simulators.aeris import AerisEmulator
-from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.world import FixedTruth, PhaseState
 
 PROGRAM = "20-60_2-minutes"
 
 
 TRUTH = FixedTruth(PhaseState({"BaTiO3": 1.0}))
-
-
-@pytest.fixture(scope="module")
-def loop():
-    with BackgroundLoop() as background:
-        yield background
 
 
 @pytest.fixture

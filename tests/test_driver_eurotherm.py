@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from athanor.clock import ManualClock
 from athanor.drivers.errors import (
     ConnectionLost,
     InstrumentFault,
@@ -18,21 +17,9 @@ from athanor.drivers.errors import (
 from athanor.drivers.eurotherm import Eurotherm
 from athanor.drivers.profile import Dwell, Ramp, Step
 from athanor.simulators.eurotherm import EurothermEmulator, ModbusLine
-from athanor.simulators.hosting import BackgroundLoop
 
 TRANSPORTS = ["modbus-tcp://127.0.0.1:0", "socket://127.0.0.1:0", "pty://"]
 MODELS = ["eurotherm3216", "eurotherm2416"]
-
-
-@pytest.fixture(scope="module")
-def loop():
-    with BackgroundLoop() as bg:
-        yield bg
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
 
 
 @pytest.fixture

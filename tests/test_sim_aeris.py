@@ -9,27 +9,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from athanor.clock import ManualClock
 from athanor.config import ConfigError, ConfigSource
 from athanor.simulators.aeris import AerisEmulator, AerisSimSettings
-from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.world import FixedTruth, PhaseState
 
 XRDML = "{http://www.xrdml.com/XRDMeasurement/2.1}"
 
 
 TRUTH = FixedTruth(PhaseState({"BaTiO3": 0.8, "TiO2": 0.2}))
-
-
-@pytest.fixture(scope="module")
-def loop():
-    with BackgroundLoop() as background:
-        yield background
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

@@ -19,20 +19,8 @@ from pymodbus.exceptions import ModbusIOException
 from athanor.clock import ManualClock
 from athanor.config import ConfigError, ConfigSource
 from athanor.simulators.eurotherm import EurothermEmulator, EurothermSimSettings, ModbusLine
-from athanor.simulators.hosting import BackgroundLoop
 
 QUIET = {"pv_noise_c": 0.0, "ambient_c": 22.0}
-
-
-@pytest.fixture(scope="module")
-def loop():
-    with BackgroundLoop() as bg:
-        yield bg
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
 
 
 def start(loop, connection, clock, model="eurotherm3216", unit=1, **settings):
