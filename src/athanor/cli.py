@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -327,12 +326,14 @@ def sim_serve(
                 write_lab.write_text(yaml.safe_dump(data, sort_keys=False))
                 console.print(f"wrote {write_lab}")
             stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            with contextlib.suppress(KeyboardInterrupt):
-                # Wake now and then: a Ctrl-C that the OS hands to an emulator thread is
-                # only acted on when the main thread runs Python again.
-                while not stop.wait(0.2):
-                    pass
+            # Handled here, not left to Python: a serve started in the background of a
+            # script inherits SIGINT as ignored, and Ctrl-C must stop it all the same.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            # Timed: a signal the OS hands to an emulator thread is only acted on when
+            # the main thread runs Python again.
+            while not stop.wait(0.2):
+                pass
             console.print("stopping emulators ...")
     except ConfigError as exc:
         fail(str(exc))
