@@ -75,9 +75,8 @@ def seed_path(problem: str, method: str, seed: int) -> Path:
     return CACHE / problem / method / f"seed{seed:02d}.json"
 
 
-def cached_run(problem: str, method: str, seed: int, budget: int) -> dict[str, Any] | None:
-    """The cached run of ``seed``, if there is one with this budget."""
-    path = seed_path(problem, method, seed)
+def cached_run(path: Path, budget: int) -> dict[str, Any] | None:
+    """The run cached at ``path``, if there is one with this budget."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
@@ -93,13 +92,14 @@ def run_problem(problem: Problem, methods: list[str], seeds: range, quick: bool)
             task = progress.add_task(f"{problem.name}: {method}", total=len(seeds))
             runs = []
             for seed in seeds:
-                run = None if quick else cached_run(problem.name, method, seed, budget)
+                path = seed_path(problem.name, method, seed)
+                run = None if quick else cached_run(path, budget)
                 if run is None:
                     start = time.perf_counter()
                     run = run_one(problem, method, seed, budget)
                     run["seconds"] = time.perf_counter() - start
                     if not quick:
-                        _store(seed_path(problem.name, method, seed), budget, seed, run)
+                        _store(path, budget, seed, run)
                 runs.append(run)
                 progress.advance(task)
             result["runs"][method] = runs
@@ -390,13 +390,8 @@ def report_cached() -> None:
     for problem in found:
         result: dict[str, Any] = {"budget": problem.budget, "runs": {}}
         for method in METHODS:
-            folder = CACHE / problem.name / method
-            paths = sorted(folder.glob("seed*.json")) if folder.is_dir() else []
-            runs = [
-                run
-                for path in paths
-                if (run := cached_run(problem.name, method, int(path.stem[4:]), problem.budget))
-            ]
+            paths = sorted((CACHE / problem.name / method).glob("seed*.json"))
+            runs = [run for path in paths if (run := cached_run(path, problem.budget))]
             if runs:
                 result["runs"][method] = runs
         if result["runs"]:

@@ -33,6 +33,10 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     deadline = time.monotonic() + 60
     while not written.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
+    if not written.exists():
+        process.kill()
+        out, _ = process.communicate()
+        pytest.fail(f"the served lab config was never written:\n{out}")
     return process, written
 
 
@@ -52,7 +56,6 @@ def _stopped(process: subprocess.Popen) -> str:
 def test_serve_prints_connections_answers_any_client_and_stops_cleanly(tmp_path):
     process, written = _serve(tmp_path)
     try:
-        assert written.exists(), "the served lab config was never written"
         served = load_lab(written)
         assert not served.simulated  # a plain lab: its connections are the real ones
         assert all(":0" not in i.connection and "pty://" not in i.connection
@@ -68,15 +71,10 @@ def test_serve_prints_connections_answers_any_client_and_stops_cleanly(tmp_path)
 @pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "tgkill"), reason="needs Linux tgkill")
 def test_serve_stops_when_ctrl_c_reaches_an_emulator_thread(tmp_path):
     # The OS may hand a process's SIGINT to any of its threads, not only the main one.
-    process, written = _serve(tmp_path)
-    try:
-        assert written.exists(), "the served lab config was never written"
-        threads = [int(t) for t in os.listdir(f"/proc/{process.pid}/task")]
-        other = next(t for t in threads if t != process.pid)
-        ctypes.CDLL(None, use_errno=True).tgkill(process.pid, other, signal.SIGINT)
-    finally:
-        if process.poll() is None and not written.exists():
-            process.send_signal(signal.SIGINT)
+    process, _ = _serve(tmp_path)
+    threads = [int(t) for t in os.listdir(f"/proc/{process.pid}/task")]
+    other = next(t for t in threads if t != process.pid)
+    ctypes.CDLL(None).tgkill(process.pid, other, signal.SIGINT)
     _stopped(process)
 
 
