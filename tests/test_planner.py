@@ -273,6 +273,20 @@ def test_composite_objective_must_be_maximised():
 # ---------------------------------------------------------------- state and warm start
 
 
+def test_every_suggestion_says_how_it_was_chosen():
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=3, n_initial=4, settings=FAST)
+    (first,) = planner.suggest(1)
+    assert (first.phase, first.model, first.acquisition_value) == ("initial", "Sobol", None)
+    run(planner, bump, 6)
+    planner.ingest({"x": 0.9, "y": 0.1}, status="failed")
+    s = planner.suggest(1, pending=[{"x": 0.5, "y": 0.5}])[0]
+    assert s.phase == "model" and "qLogNEI" in s.model
+    assert s.acquisition_value is not None and math.isfinite(s.acquisition_value)
+    assert (s.n_observations, s.n_failures, s.n_pending) == (6, 1, 1)
+    assert isinstance(s.seed, int) and len(s.data_digest) == 16
+    assert json.loads(json.dumps(s.to_dict()))["data_digest"] == s.data_digest
+
+
 def test_state_is_json_and_restores_the_same_next_suggestion():
     planner = Planner(SQUARE, MAXIMIZE_F, seed=10, n_initial=5, settings=FAST)
     run(planner, bump, 7)
