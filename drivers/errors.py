@@ -58,3 +58,27 @@ class LimitError(DriverError, ValueError):
             f"{name} = {value:g}{u} is outside the allowed range {low:g}–{high:g}{u}; refused",
             instrument=instrument,
         )
+
+
+class Unsupported(DriverError):
+    """The instrument lacks the option a request needs (e.g. a controller without programmer)."""
+
+
+class NotSafe(DriverError):
+    """Making an instrument safe did not complete: ``failed`` maps each step to why.
+
+    Every step was attempted; ``done`` lists the ones that succeeded.
+    """
+
+    def __init__(
+        self, failed: dict[str, DriverError], done: list[str], *, instrument: str = ""
+    ) -> None:
+        self.failed, self.done = failed, done
+        steps = "; ".join(f"{step} failed ({exc})" for step, exc in failed.items())
+        super().__init__(
+            f"NOT SAFE: {steps}; done: {', '.join(done) or 'nothing'}", instrument=instrument
+        )
+
+
+class SettingNotApplied(InstrumentFault):
+    """The instrument acknowledged a setting, then reported working with another value."""

@@ -15,7 +15,17 @@ Rules it keeps: the instrument's own SP.HI/SP.LO are read once and every setpoin
 checked against them (and against the caller's lab limits) before anything is written;
 writes are skipped when the instrument already holds the value, so repeating a call
 never wears the EEPROM; reads and absolute writes are retried a bounded number of times
-on timeouts and dropped connections, nothing else is.
+on timeouts and dropped connections, nothing else is. Every public method is safe to
+repeat after a lost reply: writes are absolute, program commands are checked first.
+
+Units differ where the register map is silent. Registers outside the documented map
+(input range 11/12, identity 107/122) may be absent (exception 02): the driver falls
+back (the setpoint limits bound the sensor-break check; identity "unknown") and lists
+what the unit lacks in :attr:`Eurotherm.lacks`. A unit without the programmer option
+(probed once at register 23, or said by ``programmer=``) never has a programmer register
+touched: :meth:`~Eurotherm.reset_program` has nothing to do, profiles raise
+:class:`Unsupported`. The word order of the IEEE-754 area is learnt from the first
+:meth:`~Eurotherm.read_float` and every value there is checked for plausibility.
 """
 
 from __future__ import annotations
@@ -32,19 +42,23 @@ from athanor.drivers.errors import (
     InstrumentFault,
     InstrumentTimeout,
     LimitError,
+    NotSafe,
+    ProtocolError,
+    Unsupported,
 )
-from athanor.drivers.modbus_link import ModbusLink, close_link, open_link
+from athanor.drivers.modbus_link import AddressAbsent, ModbusLink, close_link, open_link
 from athanor.drivers.profile import Dwell, Ramp, Segment
 
 Model = Literal["eurotherm3216", "eurotherm2416"]
 Mode = Literal["auto", "manual", "standby"]
+WordOrder = Literal["auto", "high_first", "low_first"]
 
 # Register addresses (zero-based PDU addresses), shared by the 3200 and 2400 series.
 PV, TG_SP, MAN_OP, WRK_OP, WKG_SP = 1, 2, 3, 4, 5
 RANGE_LO, RANGE_HI = 11, 12
 PROGRAM_NUMBER, PROGRAM_STATE = 22, 23
 OP_HI, OP_LO, SP_RAT = 30, 31, 35
-STATUS, SP_HI, SP_LO, INSTRUMENT_MODE = 75, 111, 112, 199
+STATUS, VERSION, SP_HI, SP_LO, INSTRUMENT_TYPE, INSTRUMENT_MODE = 75, 107, 111, 112, 122, 199
 ACK_ALARMS, DECIMAL_PLACES, RAMP_UNITS = 274, 525, 531
 FLOAT_BASE = 0x8000
 TRIPLETS_3216, DWELL_UNITS_3216, END_TYPE_3216 = 1280, 321, 328
@@ -128,6 +142,15 @@ class Eurotherm:
         Extra attempts for reads and absolute writes after a timeout or dropped connection.
     name
         Instrument name used in error messages.
+    programmer
+        Whether the unit has the programmer option; ``None`` probes register 23 once.
+    float_word_order
+        Word order of the IEEE-754 area; ``"auto"`` learns it from the first float read.
+
+    Attributes
+    ----------
+    lacks
+        What this unit was found to lack, with the fallback used, one line each.
     """
 
     def __init__(
@@ -141,6 +164,8 @@ class Eurotherm:
         parity: str = "N",
         retries: int = 2,
         name: str = "",
+        programmer: bool | None = None,
+        float_word_order: WordOrder = "auto",
     ) -> None:
         if model not in PROGRAM_STATES:
             raise ValueError(f"model must be one of {sorted(PROGRAM_STATES)}, got {model!r}")
@@ -148,12 +173,22 @@ class Eurotherm:
             raise ValueError(f"unit must be a Modbus address in 1-254, got {unit!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
+        if float_word_order not in ("auto", "high_first", "low_first"):
+            raise ValueError(
+                "float_word_order must be 'auto', 'high_first' or 'low_first', "
+                f"got {float_word_order!r}"
+            )
         self.unit, self.model, self.retries = unit, model, retries
         self.name = name or f"{model}@{connection}#{unit}"
         self._link: ModbusLink | None = open_link(
             connection, io_timeout=io_timeout, baudrate=baudrate, parity=parity
         )
         self._config: _Config | None = None
+        self._programmer = programmer
+        self._word_order = float_word_order
+        self.lacks: list[str] = []
+        if programmer is False:
+            self._lack("programmer option (lab config): profiles are not run in the controller")
 
     # ------------------------------------------------------------------ wire
 
@@ -186,28 +221,81 @@ class Eurotherm:
         link, unit, values = self.link, self.unit, [v & 0xFFFF for v in values]
         self._with_retries(lambda: link.write(unit, address, values))
 
+    def _read_optional(self, address: int, count: int, lack: str) -> list[int] | None:
+        """Registers the unit may not have: None (and ``lack`` noted) on exception 02."""
+        try:
+            return self.read_registers(address, count)
+        except AddressAbsent:
+            self._lack(lack)
+            return None
+
+    def _lack(self, what: str) -> None:
+        if what not in self.lacks:
+            self.lacks.append(what)
+
     def read_float(self, address: int) -> float:
-        """The full-resolution IEEE-754 value of parameter ``address`` (0x8000 + 2*addr)."""
-        high, low = self.read_registers(FLOAT_BASE + 2 * address, 2)
-        return struct.unpack(">f", struct.pack(">HH", high, low))[0]
+        """The full-resolution value (°C) of temperature parameter ``address`` (PV, setpoints).
+
+        Read from the IEEE-754 area (0x8000 + 2*addr) and checked against the 16-bit
+        register, so a float read with its words swapped (5e6 °C) is refused with
+        :class:`ProtocolError`; with ``float_word_order="auto"`` the first read learns
+        the order.
+        """
+        words = self.read_registers(FLOAT_BASE + 2 * address, 2)
+        expected = self._temperature(address)
+        tolerance = 1.0 + 0.01 * abs(expected)  # a live value moves between the two reads
+        orders: tuple[WordOrder, ...] = (
+            ("high_first", "low_first") if self._word_order == "auto" else (self._word_order,)
+        )
+        for order in orders:
+            value = _float(words, order)
+            if abs(value - expected) <= tolerance:  # NaN compares False
+                if self._word_order == "auto" and order == "low_first":
+                    self._lack("float area words low first (learnt from the 16-bit registers)")
+                self._word_order = order
+                return value
+        found = " or ".join(f"{_float(words, o):g} ({o.replace('_', ' ')})" for o in orders)
+        raise ProtocolError(
+            f"float register {FLOAT_BASE + 2 * address:#06x} reads {found}, but parameter "
+            f"{address} reads {expected:g} °C: not a plausible reading",
+            instrument=self.name,
+        )
 
     def _write_if_changed(self, address: int, values: Sequence[int]) -> bool:
-        """Write only what differs from the instrument; returns whether anything was written."""
-        wanted = [v & 0xFFFF for v in values]
-        if self.read_registers(address, len(wanted)) == wanted:
-            return False
-        self.write_registers(address, wanted)
-        return True
+        """Write only what differs from the instrument; returns whether anything was written.
+
+        A write whose reply was lost is read back before it is sent again, so a retry
+        never costs the EEPROM a second write.
+        """
+        link, unit, wanted = self.link, self.unit, [v & 0xFFFF for v in values]
+        sent = False
+
+        def attempt() -> bool:
+            nonlocal sent
+            if link.read(unit, address, len(wanted)) == wanted:
+                return sent
+            sent = True
+            link.write(unit, address, wanted)
+            return True
+
+        return self._with_retries(attempt)
 
     # ------------------------------------------------------------------ configuration
 
     def config(self, refresh: bool = False) -> _Config:
-        """Decimal places, input range, SP limits and ramp units, read once and cached."""
+        """Decimal places, input range, SP limits and ramp units, read once and cached.
+
+        A unit without the input-range registers bounds the sensor-break check with its
+        setpoint limits instead: a PV outside them is checked against the status word.
+        """
         if self._config is None or refresh:
             (dp,) = self.read_registers(DECIMAL_PLACES)
             scale = 10 ** _signed(dp)
-            lo, hi = (_signed(r) / scale for r in self.read_registers(RANGE_LO, 2))
             sp_hi, sp_lo = (_signed(r) / scale for r in self.read_registers(SP_HI, 2))
+            input_range = self._read_optional(
+                RANGE_LO, 2, "input range (registers 11, 12): sensor break checked beyond SP limits"
+            )
+            lo, hi = (_signed(r) / scale for r in input_range) if input_range else (sp_lo, sp_hi)
             (units,) = self.read_registers(RAMP_UNITS)
             try:
                 unit_s = RAMP_UNIT_S[self.model][units]
@@ -287,10 +375,15 @@ class Eurotherm:
             )  # fmt: skip
 
     def identify(self) -> dict[str, int | str]:
-        """Model, unit and the instrument's identity registers (122 type, 107 version)."""
-        (kind,) = self.read_registers(122)
-        (version,) = self.read_registers(107)
-        return {"model": self.model, "unit": self.unit, "type": kind, "version": version}
+        """Model, unit and the identity registers (122 type, 107 version; "unknown" if absent)."""
+        kind = self._read_optional(INSTRUMENT_TYPE, 1, "instrument type (register 122)")
+        version = self._read_optional(VERSION, 1, "firmware version (register 107)")
+        return {
+            "model": self.model,
+            "unit": self.unit,
+            "type": kind[0] if kind else "unknown",
+            "version": version[0] if version else "unknown",
+        }
 
     # ------------------------------------------------------------------ writes
 
@@ -333,7 +426,7 @@ class Eurotherm:
         raw, c = self._check_rate(rate, max_rate), self.config()
         if abs(raw * 60.0 / (c.ramp_unit_s * c.scale) - rate) > 0.01 * rate:
             per_minute = next(k for k, v in RAMP_UNIT_S[self.model].items() if v == 60.0)
-            self.write_registers(RAMP_UNITS, [per_minute])
+            self._write_if_changed(RAMP_UNITS, [per_minute])
             self.config(refresh=True)
             raw = self._check_rate(rate, max_rate)
         return self._write_if_changed(SP_RAT, [raw])
@@ -350,27 +443,51 @@ class Eurotherm:
     def safe(self, setpoint: float | None = None) -> None:
         """Put the controller in a safe state: heater off, program reset, setpoint low.
 
-        Every step is attempted even if an earlier one fails; the first error is raised
-        afterwards. ``setpoint`` defaults to the instrument's SP.LO.
+        Every step is attempted even if an earlier one fails; a unit without programmer
+        has no program to reset. Raises :class:`NotSafe`, naming each step that failed
+        and each that was done, if any step failed. ``setpoint`` defaults to SP.LO.
         """
-        errors: list[DriverError] = []
-        steps = (
-            lambda: self.set_mode("standby"),
-            self.reset_program,
-            lambda: self.set_setpoint(self.config().sp_lo if setpoint is None else setpoint),
-        )
-        for step in steps:
+        steps = {
+            "standby": lambda: self.set_mode("standby"),
+            "program reset": self.reset_program,
+            "setpoint low": lambda: self.set_setpoint(
+                self.config().sp_lo if setpoint is None else setpoint
+            ),
+        }
+        failed: dict[str, DriverError] = {}
+        for what, step in steps.items():
             try:
                 step()
             except DriverError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+                failed[what] = exc
+        if failed:
+            done = [what for what in steps if what not in failed]
+            raise NotSafe(failed, done, instrument=self.name)
 
     # ------------------------------------------------------------------ programmer
 
+    def has_programmer(self) -> bool:
+        """Whether the unit has the programmer option (probed once, at register 23)."""
+        if self._programmer is None:
+            self._programmer = (
+                self._read_optional(
+                    PROGRAM_STATE, 1, "programmer option (register 23): profiles stepped by host"
+                )
+                is not None
+            )
+        return self._programmer
+
+    def _need_programmer(self) -> None:
+        if not self.has_programmer():
+            raise Unsupported(
+                f"this {self.model} has no programmer option (register 23 absent or the lab "
+                "config says so); a profile cannot run in the controller",
+                instrument=self.name,
+            )
+
     def program_state(self) -> str:
         """``"reset"``, ``"run"``, ``"hold"``, ``"complete"`` (2416 also ``"holdback"``)."""
+        self._need_programmer()
         (raw,) = self.read_registers(PROGRAM_STATE)
         return PROGRAM_STATES[self.model].get(raw, f"unknown ({raw})")
 
@@ -388,7 +505,9 @@ class Eurotherm:
         Every target and rate is checked (instrument and lab limits) before anything is
         written; registers that already hold the wanted values are not rewritten.
         """
-        for address, values in self._profile_writes(segments, limits, max_rate):
+        writes = self._profile_writes(segments, limits, max_rate)
+        self._need_programmer()
+        for address, values in writes:
             self._write_if_changed(address, values)
 
     def _profile_writes(
@@ -454,11 +573,12 @@ class Eurotherm:
             self.write_registers(PROGRAM_STATE, [self._state_code("run")])
 
     def hold_program(self) -> None:
+        self._need_programmer()
         self.write_registers(PROGRAM_STATE, [self._state_code("hold")])
 
     def reset_program(self) -> None:
-        """Stop the programmer (the loop returns to the target setpoint)."""
-        if self.program_state() != "reset":
+        """Stop the programmer (the loop returns to the target setpoint); none: nothing to do."""
+        if self.has_programmer() and self.program_state() != "reset":
             self.write_registers(PROGRAM_STATE, [self._state_code("reset")])
 
     def run_profile(
@@ -469,6 +589,7 @@ class Eurotherm:
     ) -> None:
         """Check, reset a running program, load the profile and run it."""
         writes = self._profile_writes(segments, limits, max_rate)
+        self._need_programmer()
         self.reset_program()
         for address, values in writes:
             self._write_if_changed(address, values)
@@ -493,3 +614,8 @@ class Eurotherm:
 
 def _signed(raw: int) -> int:
     return raw - 0x10000 if raw & 0x8000 else raw
+
+
+def _float(words: Sequence[int], order: str) -> float:
+    high, low = words if order == "high_first" else reversed(words)
+    return struct.unpack(">f", struct.pack(">HH", high, low))[0]

@@ -14,7 +14,8 @@ port can be opened once. Errors come out typed (:mod:`athanor.drivers.errors`): 
 is :class:`InstrumentTimeout`, bytes that never form a valid reply (bad CRC, broken
 header) are :class:`ProtocolError`, a refused or dropped connection is
 :class:`ConnectionLost`, an exception reply is :class:`InstrumentFault` with the decoded
-reason. Nothing is retried here; callers retry what is safe to repeat.
+reason (:class:`AddressAbsent` for exception 02, a register the unit does not have).
+Nothing is retried here; callers retry what is safe to repeat.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ EXCEPTION_REASONS = {
 }
 # The gateway answered for a unit that did not: to the caller that is a timeout.
 _GATEWAY_TIMEOUTS = {0x0A, 0x0B}
+ILLEGAL_DATA_ADDRESS = 0x02
+
+
+class AddressAbsent(InstrumentFault):
+    """Exception 02: the unit has no register at that address (an option or model it lacks)."""
 
 
 class ModbusLink:
@@ -157,6 +163,8 @@ class ModbusLink:
         detail = f"{self.connection} unit {unit}, {what}: exception {code:#04x}"
         if code in _GATEWAY_TIMEOUTS:
             return InstrumentTimeout(f"{reason} ({detail})")
+        if code == ILLEGAL_DATA_ADDRESS:
+            return AddressAbsent(reason, detail=detail)
         return InstrumentFault(reason, detail=detail)
 
 

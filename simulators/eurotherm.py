@@ -66,6 +66,9 @@ CONVENTIONS = """\
   1 minute), end type at 328 (1 dwell, 3 reset). A segment ramps (0 = step) then dwells;
   the program ends after the last segment that is not all zeros.
 - Register 122 reads the model number (3216 or 2416), 107 a firmware version.
+- Firmware variants (``firmware:``): without the programmer option its registers answer
+  exception 02; a minimal map answers 02 for 11, 12, 107, 122 and 260; the float area
+  may send its low word first.
 """
 
 RANGE_LO, RANGE_HI = -200.0, 1372.0
@@ -91,6 +94,31 @@ class EurothermFaults(StrictModel):
     sensor_break: bool = Field(False, description="thermocouple open circuit")
     over_range: bool = Field(False, description="PV above the input range")
     drop_connection: bool = Field(False, description="close the TCP connection on a request")
+    lose_replies: int = Field(
+        0, ge=0, le=1_000_000,
+        description="carry out the next N requests, then send no reply to them (a lost reply)",
+    )  # fmt: skip
+
+
+class EurothermFirmware(StrictModel):
+    """How this unit differs from another where the documented facts are silent.
+
+    Real controllers vary with model code and options; each switch plays one variant.
+    """
+
+    programmer: bool = Field(
+        True,
+        description="the programmer option (3216P, 2416 with programs); without it the "
+        "programmer registers (22, 23, 36, 56, 58, 321, 328, 1280+, 8192+) answer exception 02",
+    )
+    minimal_map: bool = Field(
+        False,
+        description="only the registers of the documented map: input range (11, 12), identity "
+        "(107, 122) and the new-alarm flag (260) answer exception 02",
+    )
+    float_word_order: Literal["high_first", "low_first"] = Field(
+        "high_first", description="word order of the IEEE-754 area at 0x8000 + 2*addr"
+    )
 
 
 class EurothermSimSettings(StrictModel):
@@ -119,6 +147,7 @@ class EurothermSimSettings(StrictModel):
     step_s: float = Field(1.0, gt=0, le=60, description="integration step, lab s")
     history_interval_s: float = Field(10.0, gt=0, le=3600)
     seed: int = 0
+    firmware: EurothermFirmware = Field(default_factory=EurothermFirmware)
     faults: EurothermFaults = Field(default_factory=EurothermFaults)
 
     @model_validator(mode="after")
@@ -229,6 +258,9 @@ ONLY_3216: dict[int, Param] = {
         for j, (name, kind) in enumerate((("DWELL", "I"), ("PSP", "T"), ("RAMP", "T")))
     },
 }
+PROGRAMMER_2416 = (22, 23, 36, 56, 58)
+PROGRAMMER_3216 = (23, 321, 328)
+OUTSIDE_DOCUMENTED_MAP = (11, 12, 107, 122, 260)
 PROGRAMS_2416 = range(1, 5)
 SEGMENTS_2416 = range(0, 17)
 PROGRAM_BASE = 8192
@@ -293,6 +325,8 @@ class EurothermEmulator:
         Accepted writes per EEPROM-backed parameter name (``"TG.SP"``...).
     requests
         Requests addressed to this unit so far (answered or not).
+    requested
+        Those requests counted by the register address they start at.
     """
 
     def __init__(
@@ -325,8 +359,8 @@ class EurothermEmulator:
             settings.pb_c, settings.ti_s, settings.td_s)  # fmt: skip
         self.eeprom_writes: Counter[str] = Counter()
         self.requests = 0
-        self._map = dict(COMMON)
-        self._map.update(ONLY_2416 if model == "eurotherm2416" else ONLY_3216)
+        self.requested: Counter[int] = Counter()
+        self._map = self._register_map(model, settings.firmware)
         self._scale = 10**settings.decimal_places
         amb = settings.ambient_c
         self._values: dict[int, float] = {  # stored parameter values, engineering units
@@ -340,6 +374,19 @@ class EurothermEmulator:
         self._alarms = 0
         self._line: ModbusLine | None = None
         self._apply()
+
+    @staticmethod
+    def _register_map(model: Model, firmware: EurothermFirmware) -> dict[int, Param]:
+        """The parameters this unit answers for; any other address gets exception 02."""
+        registers = dict(COMMON)
+        registers.update(ONLY_2416 if model == "eurotherm2416" else ONLY_3216)
+        absent: set[int] = set()
+        if not firmware.programmer:
+            absent.update(PROGRAMMER_2416 if model == "eurotherm2416" else PROGRAMMER_3216)
+            absent.update(a for a in registers if a >= 1280)
+        if firmware.minimal_map:
+            absent.update(OUTSIDE_DOCUMENTED_MAP)
+        return {a: p for a, p in registers.items() if a not in absent}
 
     # ------------------------------------------------------------------ entry points
 
@@ -365,7 +412,7 @@ class EurothermEmulator:
             for a in self._map
             if a < 1280
         ]
-        if self.model == "eurotherm2416":
+        if self.model == "eurotherm2416" and self.settings.firmware.programmer:
             blocks += [
                 SimData(self._segment_base(p, s), count=8, values=0, datatype=DataType.REGISTERS)
                 for p in PROGRAMS_2416
@@ -376,6 +423,7 @@ class EurothermEmulator:
     async def respond(self, request: ModbusPDU, core: SimCore) -> ModbusPDU | _Drop | None:
         """The reply to one request addressed to this unit, faults applied (None: silence)."""
         self.requests += 1
+        self.requested[getattr(request, "address", -1)] += 1
         faults = self.faults
         if faults.drop_connection:
             return DROP
@@ -385,7 +433,11 @@ class EurothermEmulator:
             await asyncio.sleep(faults.late_reply_s)
         if faults.exception_code:
             return ExceptionResponse(request.function_code, faults.exception_code)
-        return await request.datastore_update(core, self.unit)  # type: ignore[arg-type]
+        reply = await request.datastore_update(core, self.unit)  # type: ignore[arg-type]
+        if faults.lose_replies:
+            faults.lose_replies -= 1
+            return None
+        return reply
 
     # ------------------------------------------------------------------ datastore action
 
@@ -410,6 +462,8 @@ class EurothermEmulator:
         if address >= FLOAT_BASE:
             base, word = divmod(address - FLOAT_BASE, 2)
             packed = self._pack32(base, self._value(base))
+            if self.settings.firmware.float_word_order == "low_first":
+                word = 1 - word
             return int.from_bytes(packed[2 * word : 2 * word + 2], "big")
         if address >= PROGRAM_BASE:
             return self._program_raw.get(address, 0)
@@ -493,7 +547,10 @@ class EurothermEmulator:
                 return ExcCodes.ILLEGAL_VALUE
             for i in range(0, len(values), 2):
                 base = (address - FLOAT_BASE) // 2 + i // 2
-                packed = struct.pack(">HH", values[i], values[i + 1])
+                high, low = values[i : i + 2]
+                if self.settings.firmware.float_word_order == "low_first":
+                    high, low = low, high
+                packed = struct.pack(">HH", high, low)
                 kind = self._map[base].kind
                 if kind in ("S", "M"):
                     value = struct.unpack(">i", packed)[0] / (1000 if kind == "S" else 60_000)

@@ -72,7 +72,9 @@ def check(
     """Connect to every instrument of a lab and show identity, state and readings.
 
     Instruments are probed at once; one that does not answer is reported, named, after
-    its timeout without holding up the others. Exits 1 when any instrument failed.
+    its timeout without holding up the others. What an answering instrument lacks (an
+    optional register, a firmware query) is listed with the fallback used. Exits 1 when
+    any instrument failed.
     """
     import json
 
@@ -84,6 +86,7 @@ def check(
         print(json.dumps([asdict(r) for r in reports], indent=2, default=str))
     else:
         console.print(_check_table(config.name, reports))
+        _print_lacks(reports)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
@@ -101,6 +104,15 @@ def _check_table(title: str, reports: list[Any]) -> Table:
             table.add_row(r.name, f"{r.kind}\n{r.model}", r.connection, "",
                           "[bold red]unreachable[/]", f"[red]{r.error}[/]")  # fmt: skip
     return table
+
+
+def _print_lacks(reports: list[Any]) -> None:
+    """What each answering instrument lacks, and the fallback used, once per instrument."""
+    for r in reports:
+        if r.ok and r.lacks:
+            console.print(f"[yellow]{r.name} lacks:[/]")
+            for lack in r.lacks:
+                console.print(f"  - {lack}", highlight=False)
 
 
 def _fmt(value: Any) -> str:

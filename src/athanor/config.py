@@ -233,6 +233,9 @@ class FurnaceConfig(InstrumentConfig):
     unit: int = Field(1, ge=1, le=254, description="Modbus unit address")
     baudrate: Literal[1200, 2400, 4800, 9600, 19200] = 9600
     parity: Literal["N", "E", "O"] = "N"
+    programmer: bool | None = Field(
+        None, description="has the programmer option; unset: asked of the controller once"
+    )
     limits: FurnaceLimits = Field(default_factory=FurnaceLimits)
 
 

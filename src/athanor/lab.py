@@ -25,7 +25,8 @@ from athanor.devices.furnace import Furnace
 from athanor.devices.spectrometer import Spectrometer
 from athanor.devices.transfer import SampleTransfer
 from athanor.drivers.aeris import Aeris
-from athanor.drivers.eurotherm import Eurotherm
+from athanor.drivers.eurotherm import PV, Eurotherm
+from athanor.drivers.modbus_link import AddressAbsent
 from athanor.drivers.ocean_optics import (
     OceanOpticsSerial,
     SeaBreezeSpectrometer,
@@ -46,6 +47,7 @@ def open_driver(name: str, config: InstrumentConfig, clock: Clock) -> Any:
             baudrate=config.baudrate,
             parity=config.parity,
             name=name,
+            programmer=config.programmer,
         )
     if isinstance(config, DiffractometerConfig):
         return Aeris(config.connection, config.exchange_dir, config.io_timeout, name=name)
@@ -139,6 +141,7 @@ class InstrumentReport:
     identity: str = ""
     state: str = ""
     readings: dict[str, Any] = field(default_factory=dict)
+    lacks: list[str] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
 
@@ -146,13 +149,20 @@ class InstrumentReport:
 def _probe_furnace(driver: Eurotherm, report: InstrumentReport) -> None:
     ident = driver.identify()
     report.identity = (
-        f"{ident['model']} unit {ident['unit']} (type {ident['type']}, v{ident['version']})"
+        f"{ident['model']} unit {ident['unit']} (type {ident['type']}, version {ident['version']})"
     )
     reading = driver.read()
     low, high = driver.setpoint_limits()
-    report.state = f"{driver.mode()}, program {driver.program_state()}"
+    program = f"program {driver.program_state()}" if driver.has_programmer() else "no programmer"
+    report.state = f"{driver.mode()}, {program}"
+    try:
+        full_resolution: float | str = driver.read_float(PV)
+    except AddressAbsent:
+        full_resolution = "no float area"
+        report.lacks.append("IEEE-754 float area (0x8000 + 2*addr): 16-bit reads only")
     report.readings = {
         "temperature °C": reading.pv,
+        "temperature, float °C": full_resolution,
         "working setpoint °C": reading.working_setpoint,
         "target setpoint °C": reading.target_setpoint,
         "output %": reading.output,
@@ -202,6 +212,7 @@ def probe(name: str, config: InstrumentConfig, clock: Clock) -> InstrumentReport
     try:
         driver = open_driver(name, config, clock)
         _PROBES[config.kind](driver, report)
+        report.lacks += getattr(driver, "lacks", [])
         report.ok = True
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"

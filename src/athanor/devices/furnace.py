@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
 from ophyd import Component as Cpt
 from ophyd import Device, Kind
@@ -15,8 +16,11 @@ from athanor.config import FurnaceLimits
 from athanor.devices.signals import InstrumentSignal, ValueSignal
 from athanor.drivers import profile
 from athanor.drivers.errors import InstrumentTimeout
-from athanor.drivers.eurotherm import Eurotherm
-from athanor.drivers.profile import Ramp, Segment
+from athanor.drivers.eurotherm import Eurotherm, Reading
+from athanor.drivers.profile import Dwell, Ramp, Segment
+
+T = TypeVar("T")
+SETPOINT_ARRIVED = 0.5  # °C: the working setpoint has reached a segment's target
 
 
 class MoveInterrupted(RuntimeError):
@@ -30,7 +34,8 @@ class Furnace(Device):
     within ``tolerance``; ``set([Ramp(...), Dwell(...), Ramp(...)])`` runs the profile in
     the controller's own programmer (so it finishes safely even if this host dies) and
     finishes when the program has ended and the furnace has reached its last setpoint
-    (or, when that is below ``handling_temperature``, has cooled below it). Requests
+    (or, when that is below ``handling_temperature``, has cooled below it); on a
+    controller without programmer option the profile is stepped from this host. Requests
     outside the limits — the lab's and the instrument's, whichever are tighter — raise
     :class:`~athanor.drivers.errors.LimitError` before anything is sent. A profile that
     has run to its end leaves the controller in its safe state (standby, program reset,
@@ -139,24 +144,17 @@ class Furnace(Device):
         cancel: threading.Event,
     ) -> None:
         driver = self.driver
-        limits = (self.min_temperature.get(), self.max_temperature.get())
-        max_rate = self.max_ramp_rate.get()
+        program = not isinstance(target, int | float)
         try:
-            with self._writing:  # a stop() waits for these writes, then undoes them
-                if cancel.is_set():
-                    raise MoveInterrupted(f"{self.name}: stopped before the move began")
-                start = driver.pv()
-                program = not isinstance(target, int | float)
-                if program:
-                    driver.run_profile(segments, limits, max_rate)
-                else:
-                    driver.reset_program()
-                    driver.set_ramp_rate(self.ramp_rate.get(), max_rate)
-                    driver.set_setpoint(float(target), limits)  # type: ignore[arg-type]
-                    driver.set_mode("auto")
+            start = self._locked(cancel, driver.pv)
+            if not program:
+                self._locked(cancel, lambda: self._hold_setpoint(float(target)))  # type: ignore[arg-type]
+            elif driver.has_programmer():
+                self._locked(cancel, lambda: driver.run_profile(segments, *self._limits()))
+            else:
+                self._step_profile(segments, cancel)
             final = profile.final_target(segments)
-            expected = profile.duration(segments, start)
-            self._wait(final, program, expected, cancel)
+            self._wait(final, program, profile.duration(segments, start), cancel)
             if cancel.is_set():
                 raise MoveInterrupted(f"{self.name}: stopped before reaching {final:g} °C")
             if program:  # the profile is over: nothing left to drive
@@ -166,22 +164,81 @@ class Furnace(Device):
         except Exception as exc:
             status.set_exception(exc)
 
+    def _limits(self) -> tuple[tuple[float, float], float]:
+        return (self.min_temperature.get(), self.max_temperature.get()), self.max_ramp_rate.get()
+
+    def _locked(self, cancel: threading.Event, action: Callable[[], T]) -> T:
+        """Run ``action`` unless stopped; a ``stop()`` waits for it, then undoes it."""
+        with self._writing:
+            if cancel.is_set():
+                raise MoveInterrupted(f"{self.name}: stopped before the move was sent")
+            return action()
+
+    def _hold_setpoint(self, target: float, rate: float | None = None) -> None:
+        """Ramp to ``target`` at ``rate`` °C/min (default the ramp_rate signal; 0 steps)."""
+        limits, max_rate = self._limits()
+        self.driver.reset_program()
+        self.driver.set_ramp_rate(self.ramp_rate.get() if rate is None else rate, max_rate)
+        self.driver.set_setpoint(target, limits)
+        self.driver.set_mode("auto")
+
+    def _step_profile(self, segments: Sequence[Segment], cancel: threading.Event) -> None:
+        """Run a profile from this host, for a controller without programmer option.
+
+        Each ramp or step is one setpoint (and rate) write, its ramp left to the
+        controller's SP.RAT; the next segment starts once the working setpoint has
+        arrived, and a dwell is timed in lab time. A host that dies mid-profile leaves
+        the furnace holding its last setpoint, which is why controllers with a
+        programmer run the profile there instead.
+        """
+        temperature = self._locked(cancel, self.driver.working_setpoint)
+        for seg in segments:
+            if isinstance(seg, Dwell):
+                dwell = Deadline(self.clock, seg.minutes * 60.0)
+                done = partial(_dwell_over, dwell)
+                self._poll_until(done, dwell.timeout + 2 * self.poll, "dwell overran", cancel)
+                continue
+            rate = seg.rate if isinstance(seg, Ramp) else 0.0
+            self._locked(cancel, partial(self._hold_setpoint, seg.target, rate))
+            timeout = 2 * profile.duration([seg], temperature) + 7200.0
+            failure = f"setpoint did not reach {seg.target:g} °C"
+            self._poll_until(partial(_setpoint_at, seg.target), timeout, failure, cancel)
+            temperature = seg.target
+
     def _wait(self, final: float, program: bool, expected: float, cancel: threading.Event) -> None:
+        """Until the furnace is at ``final`` (a profile's end: its program over, and at
+        ``final`` or, cooling down to below the handling temperature, below that)."""
         tolerance = self.tolerance.get()
         handling = self.limits.handling_temperature
-        # Heating and cooling lag the setpoint; allow twice the plan and two hours more.
-        deadline = Deadline(self.clock, 2 * expected + 7200.0)
-        while not cancel.is_set():
-            reading = self.driver.read()  # raises on sensor break and over-range
-            arrived = abs(reading.pv - final) <= tolerance or (
+
+        def arrived(reading: Reading) -> bool:
+            if not program:
+                return abs(reading.pv - final) <= tolerance
+            near = abs(reading.pv - final) <= tolerance or (
                 final <= handling and reading.pv <= handling
             )
-            if arrived and (not program or self.driver.program_state() in ("complete", "reset")):
+            return near and self._profile_over(reading, final)
+
+        # Heating and cooling lag the setpoint; allow twice the plan and two hours more.
+        self._poll_until(arrived, 2 * expected + 7200.0, f"did not reach {final:g} °C", cancel)
+
+    def _profile_over(self, reading: Reading, final: float) -> bool:
+        if self.driver.has_programmer():
+            return self.driver.program_state() in ("complete", "reset")
+        return _setpoint_at(final, reading)
+
+    def _poll_until(
+        self, done: Callable[[Reading], bool], timeout: float, failure: str, cancel: threading.Event
+    ) -> None:
+        """Read every ``poll`` lab seconds until ``done`` or a stop; ``failure`` on timeout."""
+        deadline = Deadline(self.clock, timeout)
+        while not cancel.is_set():
+            reading = self.driver.read()  # raises on sensor break and over-range
+            if done(reading):
                 return
             if deadline.expired:
                 raise InstrumentTimeout(
-                    f"did not reach {final:g} °C within {deadline.timeout:g} lab s "
-                    f"(now {reading.pv:g} °C)",
+                    f"{failure} within {deadline.timeout:g} lab s (now {reading.pv:g} °C)",
                     instrument=self.name,
                 )
             self.clock.sleep(self.poll)
@@ -200,3 +257,11 @@ class Furnace(Device):
         with self._writing:
             self._driving = False
             self.driver.safe()
+
+
+def _setpoint_at(target: float, reading: Reading) -> bool:
+    return abs(reading.working_setpoint - target) < SETPOINT_ARRIVED
+
+
+def _dwell_over(dwell: Deadline, _reading: Reading) -> bool:
+    return dwell.expired
