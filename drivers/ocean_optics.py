@@ -11,15 +11,24 @@ Both drivers share :class:`SpectrometerDriver`, so a device accepts either:
 - :class:`SeaBreezeSpectrometer` drives a USB instrument through the optional
   ``seabreeze`` package (``pip install athanor[usb]``).
 
-Counts come back as the mean of the accumulated scans (the serial frame carries their
-sum). Saturation is data, not an error: :meth:`SpectrometerDriver.saturated` tells.
+Counts come back as the mean per scan of the accumulated scans. Firmware that adds them
+sends DWORD sums (data size 1), firmware that averages sends WORD means (data size 0):
+the serial driver tells them apart by that flag. Saturation is data, not an error:
+:meth:`SpectrometerDriver.saturated` tells.
 
 Wavelength calibration: the instrument keeps c0..c3 of
 ``λ(p) = c0 + c1 p + c2 p² + c3 p³`` in EEPROM configuration slots 1-4 as ASCII text;
 :meth:`OceanOpticsSerial.wavelengths` reads them with ``?x`` + WORD slot, expecting ACK and
 16 NUL-padded ASCII bytes as the USB query returns a slot. That serial reply is inferred,
-not verified on hardware: where a firmware does not answer it, pass
-``wavelength_coefficients`` from the instrument's calibration sheet.
+not verified on hardware: where a firmware refuses it (NAK), the driver uses
+``wavelength_coefficients`` (from the instrument's calibration sheet, in the lab config)
+and says so in :attr:`OceanOpticsSerial.lacks`.
+
+Keeping in step with a unit whose replies carry no sequence numbers: every refusal (NAK,
+ETX) is followed by a drain, as a firmware may refuse the first bytes of a command and
+take the rest as further commands, each refused late; after a timeout the next request
+is preceded by ``v`` and everything before its reply is discarded, so a late answer to
+the request that timed out is not taken for the next one's.
 """
 
 from __future__ import annotations
@@ -27,9 +36,10 @@ from __future__ import annotations
 import struct
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TypeVar
 
 import numpy as np
 import serial
@@ -43,12 +53,16 @@ from .errors import (
     InstrumentTimeout,
     LimitError,
     ProtocolError,
+    SettingNotApplied,
+    Unsupported,
 )
 
 ACK, NAK, STX, ETX = 0x06, 0x15, 0x02, 0x03
 FRAME_START, FRAME_END = 0xFFFF, 0xFFFD
 BAUDRATES = (2400, 4800, 9600, 19200, 38400, 115200)
 _QUIET_S = 0.05  # wall seconds of silence that end a drain after a broken reply
+_CHECKED = {"I": "integration time (ms)", "A": "scans to average"}  # against each frame
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,20 +91,22 @@ SPECS: dict[str, SpectrometerSpec] = {
 
 @dataclass(frozen=True)
 class Identity:
-    """What an instrument says it is."""
+    """What an instrument says it is (``None``: it did not say)."""
 
     model: str
-    serial_number: str
-    firmware: str
+    serial_number: str | None
+    firmware: str | None
 
     def __str__(self) -> str:
-        fw = f", firmware {self.firmware}" if self.firmware else ""
-        return f"Ocean Optics {self.model} S/N {self.serial_number}{fw}"
+        return (
+            f"Ocean Optics {self.model} S/N {self.serial_number or 'unknown'}, "
+            f"firmware {self.firmware or 'unknown'}"
+        )
 
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """The header of the last spectrum frame."""
+    """The header of the last spectrum frame (``dword``: the pixels were sums of the scans)."""
 
     scans: int
     integration_ms: int
@@ -246,12 +262,14 @@ class OceanOpticsSerial(SpectrometerDriver):
     clock
         The lab clock integration times run on (wall time by default).
     wavelength_coefficients
-        c0..c3 of the calibration, when the instrument cannot report them.
+        c0..c3 of the calibration, used when the instrument does not report them.
     name
         Names the instrument in errors.
 
     The port opens on first use (or :meth:`connect`) and again after a lost connection.
-    Settings already in force are not sent again.
+    Settings already in force are not sent again; every spectrum frame is checked against
+    them. Every method is safe to repeat after a timeout. :attr:`lacks` lists what the unit
+    does not offer, as the driver finds out.
     """
 
     def __init__(
@@ -280,12 +298,16 @@ class OceanOpticsSerial(SpectrometerDriver):
         self.url, self.spec = url, SPECS[model]
         self.baudrate, self.io_timeout = baudrate, io_timeout
         self.clock = clock or WallClock()
-        self._coefficients = (
+        self._configured = (
             tuple(float(c) for c in wavelength_coefficients) if wavelength_coefficients else None
         )
+        self._calibration: tuple[float, ...] | None = None
         self._port: serial.SerialBase | None = None
         self._in_force: dict[str, int] = {}
+        self._unsynced = False  # a reply timed out and may still arrive (even after a reopen)
         self.last_frame: FrameInfo | None = None
+        self.lacks: list[str] = []
+        """What the unit does not offer and what stands in, one line per fact found."""
 
     # ----------------------------------------------------------- public API
 
@@ -300,9 +322,20 @@ class OceanOpticsSerial(SpectrometerDriver):
         self._in_force.clear()
 
     def identify(self) -> Identity:
-        version = self._word_reply(b"v", "v (firmware version)")
-        firmware = f"{version // 1000}.{version % 1000 // 10:02d}.{version % 10}"
-        return Identity(self.spec.model, self.read_slot(0), firmware)
+        """Model, serial number (slot 0) and firmware; a part the unit refuses is ``None``."""
+        version = self._unless_refused(
+            lambda: self._word_reply(b"v", "v (firmware version)"),
+            "firmware version (v) not answered (NAK): firmware unknown",
+        )
+        serial_number = self._unless_refused(
+            lambda: self.read_slot(0), "EEPROM slot 0 not answered (NAK): serial number unknown"
+        )
+        firmware = (
+            None
+            if version is None
+            else f"{version // 1000}.{version % 1000 // 10:02d}.{version % 10}"
+        )
+        return Identity(self.spec.model, serial_number, firmware)
 
     def set_integration_time(self, ms: float) -> None:
         self._check(
@@ -354,39 +387,31 @@ class OceanOpticsSerial(SpectrometerDriver):
         try:
             return text.rstrip(b"\0").decode("ascii").strip()
         except UnicodeDecodeError:
-            self._drain(port)
-            raise ProtocolError(
-                f"reply to {what} is not ASCII text: {text!r}", instrument=self.name
-            ) from None
+            raise self._garbled(port, f"reply to {what} is not ASCII text: {text!r}") from None
 
     def wavelengths(self) -> np.ndarray:
-        if self._coefficients is None:
-            texts = [self.read_slot(slot) for slot in (1, 2, 3, 4)]
-            try:
-                self._coefficients = tuple(float(t) for t in texts)
-            except ValueError:
-                raise ProtocolError(
-                    f"wavelength coefficients in slots 1-4 are not numbers: {texts}",
-                    instrument=self.name,
-                ) from None
+        """From EEPROM slots 1-4; where the unit refuses them, from ``wavelength_coefficients``.
+
+        Raises :class:`Unsupported` when the unit refuses them and none were configured.
+        """
+        if self._calibration is None:
+            self._calibration = self._read_calibration()
         pixels = np.arange(self.spec.pixels, dtype=float)
-        return np.polynomial.polynomial.polyval(pixels, self._coefficients)
+        return np.polynomial.polynomial.polyval(pixels, self._calibration)
 
     def acquire(self) -> np.ndarray:
-        integration, scans = self._current("I"), self._current("A")
+        """One spectrum, counts per scan; :class:`SettingNotApplied` when the frame shows an
+        integration time or a scan count other than the one in force."""
+        in_force = {letter: self._current(letter) for letter in _CHECKED}
         compressed = bool(self._current("G"))
         port = self._open()
-        exposure = self.clock.to_wall(integration / 1000 * scans)
+        exposure = self.clock.to_wall(in_force["I"] / 1000 * in_force["A"])
         self._send(port, b"S")
         first = self._read(port, 1, self.io_timeout + exposure, "S (acquire)")[0]
         if first in (ETX, NAK):
-            reason = "ETX" if first == ETX else "NAK"
-            raise InstrumentFault(reason, instrument=self.name, detail="acquisition refused")
+            raise self._refusal(port, "ETX" if first == ETX else "NAK", "S (acquire)")
         if first != STX:
-            self._drain(port)
-            raise ProtocolError(
-                f"reply to S starts with 0x{first:02X}, expected STX (0x02)", instrument=self.name
-            )
+            raise self._garbled(port, f"reply to S starts with 0x{first:02X}, expected STX (0x02)")
         n = self.spec.pixels
         budget = self.io_timeout + (14 + 4 * n + 2) * 10 / self.baudrate
         deadline = time.monotonic() + budget
@@ -404,8 +429,7 @@ class OceanOpticsSerial(SpectrometerDriver):
             else ""
         )
         if problem:
-            self._drain(port)
-            raise ProtocolError(f"spectrum frame {problem}", instrument=self.name)
+            raise self._garbled(port, f"spectrum frame {problem}")
         packed = compressed and size == 0
         end = b""
         if size == 1:
@@ -417,17 +441,68 @@ class OceanOpticsSerial(SpectrometerDriver):
         if len(end) < 2:
             end += self._read_until(port, 2 - len(end), deadline, budget, "the end word")
         if end != struct.pack(">H", FRAME_END):
-            self._drain(port)
-            raise ProtocolError(
+            raise self._garbled(
+                port,
                 f"spectrum frame ends with 0x{end.hex().upper()}, expected 0xFFFD after {n} "
                 f"pixels (is model {self.spec.model!r} right?)",
-                instrument=self.name,
             )
-        self._in_force.update(A=got_scans, I=got_ms)
         self.last_frame = FrameInfo(got_scans, got_ms, msw << 16 | lsw, bool(size), packed)
-        return raw.astype(np.float64) / got_scans
+        self._confirm(in_force, {"I": got_ms, "A": got_scans})
+        counts = raw.astype(np.float64)
+        return counts / got_scans if size == 1 else counts  # WORD: one scan, or their mean
 
     # ----------------------------------------------------------- commands
+
+    def _unless_refused(self, read: Callable[[], T], lack: str) -> T | None:
+        """``read()``, or ``None`` with ``lack`` noted in :attr:`lacks` when the unit refuses."""
+        try:
+            return read()
+        except InstrumentFault:
+            if lack not in self.lacks:
+                self.lacks.append(lack)
+            return None
+
+    def _read_calibration(self) -> tuple[float, ...]:
+        stand_in = (
+            "wavelengths from the lab config's coefficients"
+            if self._configured
+            else "no wavelength_coefficients configured either"
+        )
+        texts = self._unless_refused(
+            lambda: [self.read_slot(slot) for slot in (1, 2, 3, 4)],
+            f"EEPROM wavelength slots 1-4 not answered (NAK): {stand_in}",
+        )
+        if texts is None:
+            if self._configured is None:
+                raise Unsupported(
+                    "the unit does not report its wavelength calibration (EEPROM slots 1-4 "
+                    "refused): give wavelength_coefficients: [c0, c1, c2, c3] from its "
+                    f"calibration sheet under instruments.{self.name} in the lab YAML",
+                    instrument=self.name,
+                )
+            return self._configured
+        try:
+            return tuple(float(t) for t in texts)
+        except ValueError:
+            raise ProtocolError(
+                f"wavelength coefficients in slots 1-4 are not numbers: {texts}",
+                instrument=self.name,
+            ) from None
+
+    def _confirm(self, in_force: dict[str, int], reported: dict[str, int]) -> None:
+        """Raise SettingNotApplied where a frame reports other settings than those in force."""
+        wrong = [letter for letter in in_force if reported[letter] != in_force[letter]]
+        for letter in wrong:
+            self._in_force.pop(letter, None)  # the unit's word cannot be trusted: ask again
+        if wrong:
+            raise SettingNotApplied(
+                "setting not applied",
+                instrument=self.name,
+                detail="; ".join(
+                    f"{_CHECKED[k]} is {in_force[k]}, the spectrum frame reports {reported[k]}"
+                    for k in wrong
+                ),
+            )
 
     def _current(self, letter: str) -> int:
         return self._in_force[letter] if letter in self._in_force else self.query(letter)
@@ -459,19 +534,47 @@ class OceanOpticsSerial(SpectrometerDriver):
     def _expect_ack(self, port: serial.SerialBase, what: str) -> None:
         reply = self._read(port, 1, self.io_timeout, what)[0]
         if reply == NAK:
-            raise InstrumentFault("NAK", instrument=self.name, detail=f"{what} refused")
+            raise self._refusal(port, "NAK", what)
         if reply != ACK:
-            self._drain(port)
-            raise ProtocolError(
-                f"reply to {what} is 0x{reply:02X}, expected ACK (0x06) or NAK (0x15)",
-                instrument=self.name,
+            raise self._garbled(
+                port, f"reply to {what} is 0x{reply:02X}, expected ACK (0x06) or NAK (0x15)"
             )
 
     # ----------------------------------------------------------- transport
 
+    def _garbled(self, port: serial.SerialBase, message: str) -> ProtocolError:
+        """The error to raise for a broken reply, once the line is drained; what the unit
+        holds is asked again."""
+        self._drain(port)
+        self._in_force.clear()
+        return ProtocolError(message, instrument=self.name)
+
+    def _refusal(self, port: serial.SerialBase, reason: str, what: str) -> InstrumentFault:
+        """The fault to raise for a refusal, once the line is drained of late refusals."""
+        self._drain(port)
+        return InstrumentFault(reason, instrument=self.name, detail=f"{what} refused")
+
     def _open(self) -> serial.SerialBase:
-        if self._port is not None:
-            return self._port
+        """The port, opened and in binary mode, and in step after a timeout."""
+        port = self._port if self._port is not None else self._connect_port()
+        if self._unsynced:
+            self._resync(port)
+        return port
+
+    def _resync(self, port: serial.SerialBase) -> None:
+        """``v``, and everything before its reply (the last bytes before the line goes
+        quiet: ACK and a WORD, or NAK) discarded."""
+        what = "v (resynchronising after a timeout)"
+        self._send(port, b"v")
+        got = self._read(port, 1, self.io_timeout, what) + self._drain(port)
+        if got[-1] != NAK and got[-3:-2] != bytes([ACK]):
+            raise self._garbled(
+                port,
+                f"reply to {what} ends with 0x{got[-3:].hex().upper()}, expected ACK and a WORD",
+            )
+        self._unsynced = False
+
+    def _connect_port(self) -> serial.SerialBase:
         try:
             port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=self.io_timeout)
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -484,12 +587,10 @@ class OceanOpticsSerial(SpectrometerDriver):
             deadline = time.monotonic() + self.io_timeout
             while (reply := self._read_until(port, 1, deadline, self.io_timeout, "bB")[0]) != ACK:
                 if reply == NAK:
-                    raise InstrumentFault("NAK", instrument=self.name, detail="bB refused")
+                    raise self._refusal(port, "NAK", "bB")
                 if reply not in b"bB":
-                    self._drain(port)
-                    raise ProtocolError(
-                        f"reply to bB (binary mode) is 0x{reply:02X}, expected ACK (0x06)",
-                        instrument=self.name,
+                    raise self._garbled(
+                        port, f"reply to bB (binary mode) is 0x{reply:02X}, expected ACK (0x06)"
                     )
         except DriverError:
             self.close()
@@ -514,6 +615,7 @@ class OceanOpticsSerial(SpectrometerDriver):
             left = deadline - time.monotonic()
             if left <= 0:
                 self._in_force.clear()
+                self._unsynced = True
                 got = f" ({len(buf)} of {n} bytes)" if buf else ""
                 raise InstrumentTimeout(
                     f"no complete reply to {what} within {budget:.3g} s{got}", instrument=self.name
@@ -541,15 +643,16 @@ class OceanOpticsSerial(SpectrometerDriver):
             escapes, _, used, need = _scan_tokens(data, pixels)
         return _decode_tokens(data, escapes, used), data[used:]
 
-    def _drain(self, port: serial.SerialBase) -> None:
-        """Swallow the rest of a broken reply so the next request starts clean."""
-        self._in_force.clear()
+    def _drain(self, port: serial.SerialBase) -> bytes:
+        """Swallow what arrives until the line is quiet, so the next request starts clean."""
+        got = bytearray()
         try:
             port.timeout = _QUIET_S
-            while port.read(4096):
-                pass
+            while chunk := port.read(4096):
+                got += chunk
         except (serial.SerialException, OSError) as exc:
             self._lost(exc)
+        return bytes(got)
 
     def _lost(self, exc: Exception) -> None:
         self.close()
@@ -629,7 +732,7 @@ class SeaBreezeSpectrometer(SpectrometerDriver):
 
     def identify(self) -> Identity:
         dev = self._device()
-        return Identity(str(dev.model), str(dev.serial_number), "")
+        return Identity(str(dev.model), str(dev.serial_number), None)
 
     def set_integration_time(self, ms: float) -> None:
         spec = self.spec

@@ -29,13 +29,13 @@ command is answered ACK (0x06) or NAK (0x15):
 =======  ===============================================  ============================
 
 Unknown letters get NAK. The spectrum frame after STX is: WORD 0xFFFF; WORD data size
-(0 = WORD pixels, 1 = DWORD pixels: sent whenever A > 1, as the manual says); WORD scans
-accumulated; WORD integration time (ms); WORD baseline MSW; WORD baseline LSW (the
-detector's electrical offset in counts per scan); WORD pixel mode (always 0: all pixels);
-the pixel values; WORD 0xFFFD. With compression on, WORD pixel data are sent as a signed
-byte holding the difference from the previous pixel when it fits in -127..127, else 0x80
-followed by the full 16-bit value; the first pixel is always sent in full. DWORD data
-(A > 1) and ASCII-mode spectra are never compressed.
+(0 = WORD pixels, 1 = DWORD pixels: sent whenever A > 1, as the manual says, unless the
+firmware averages, below); WORD scans accumulated; WORD integration time (ms); WORD
+baseline MSW; WORD baseline LSW (the detector's electrical offset in counts per scan);
+WORD pixel mode (always 0: all pixels); the pixel values; WORD 0xFFFD. With compression
+on, WORD pixel data are sent as a signed byte holding the difference from the previous
+pixel when it fits in -127..127, else 0x80 followed by the full 16-bit value; the first
+pixel is always sent in full. DWORD data and ASCII-mode spectra are never compressed.
 
 Wavelength calibration. The instruments keep it in EEPROM configuration slots (0 serial
 number, 1-4 the coefficients c0..c3 of the 3rd-order polynomial, 5 stray light, 6-13
@@ -52,7 +52,14 @@ Line speed (``K``) has no effect on a pty or TCP.
 Emulation choices the manuals leave open: a command whose data stop arriving for
 :data:`INTERBYTE_S` wall seconds is dropped without reply; bare CR/LF between commands in
 ASCII mode is ignored; ``S`` occupies the instrument for integration time × scans of lab
-time (on the emulator's clock), and transmission time at the baud rate is not emulated.
+time (on the emulator's clock); bytes leave as fast as the link takes them.
+
+Firmware variants (:class:`OceanOpticsFirmware`, the ``firmware:`` block of the settings,
+at run time on ``emulator.firmware``) play what real units do where the manuals are
+silent: ``nak_slot_queries`` (no EEPROM slot query: ``?x`` is refused at once and the slot
+WORD read as two more commands, each refused), ``scan_mode: average`` (``A`` > 1 sends
+the rounded mean as WORD pixels, data size 0) and ``pace_baud`` (replies leave at a
+serial line's speed, 10 bits a byte of wall time).
 
 Detector and light path (the exact model, so analysis can recover it)
 --------------------------------------------------------------------
@@ -65,8 +72,9 @@ dλ = c1 + 2 c2 p + 3 c3 p², one scan of t seconds yields::
 with QE(λ) = 0.05 + 0.55 exp(-½((λ - 560)/190)²), dark current D (e⁻/s), gain g
 (counts/e⁻), read noise σ_read (e⁻ rms) and full scale 4095 (12-bit) or 65535 (16-bit).
 ``A`` scans are clipped one by one and summed (the frame carries the sum; divide by the
-scans word for the average). ``B`` = b then replaces each pixel of the sum by the mean of
-pixels p-b..p+b (fewer at the ends), rounded.
+scans word for the average; firmware that averages sends that mean, rounded). ``B`` = b
+then replaces each pixel of the sum by the mean of pixels p-b..p+b (fewer at the ends),
+rounded.
 
 Φ(λ), photons per second reaching pixel p, depends on the geometry and the J line:
 
@@ -183,6 +191,40 @@ class OceanOpticsFaults(StrictModel):
     drop_connection: bool = Field(
         False, description="close the TCP connection on the next command (pty: no reply)"
     )
+    ignore_integration_time: bool = Field(
+        False, description="acknowledge I with a valid time, keep the old one"
+    )
+    lose_replies: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="the next N replies are never sent; the commands are carried out",
+    )
+
+
+class OceanOpticsFirmware(StrictModel):
+    """How this unit differs from another where the documented facts are silent.
+
+    Each switch plays one variant; change them at run time on ``emulator.firmware``.
+    """
+
+    nak_slot_queries: bool = Field(
+        False,
+        description="no EEPROM slot query: ?x is NAKed at once and the slot WORD after it is "
+        "read as two unknown commands, each NAKed",
+    )
+    scan_mode: Literal["sum", "average"] = Field(
+        "sum",
+        description="A > 1: 'sum' sends DWORD sums (data size 1), 'average' WORD rounded "
+        "means (data size 0)",
+    )
+    pace_baud: int | None = Field(
+        None,
+        ge=300,
+        le=1_000_000,
+        description="replies leave at this line speed, 10 bits a byte of wall time "
+        "(None: as fast as the link takes them)",
+    )
 
 
 class OceanOpticsSimSettings(StrictModel):
@@ -208,6 +250,7 @@ class OceanOpticsSimSettings(StrictModel):
         None, description="c0..c3 of λ(p) = c0 + c1 p + c2 p² + c3 p³, nm; None: the model's"
     )
     serial_number: str = Field("SIM00001", min_length=1, max_length=15, pattern=r"^[ -~]+$")
+    firmware: OceanOpticsFirmware = Field(default_factory=OceanOpticsFirmware)
     faults: OceanOpticsFaults = Field(default_factory=OceanOpticsFaults)
 
     @model_validator(mode="after")
@@ -471,10 +514,9 @@ def compress(values: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def frame_header(scans: int, integration_ms: int, baseline: int) -> tuple[int, ...]:
+def frame_header(scans: int, integration_ms: int, baseline: int, *, dword: bool) -> tuple[int, ...]:
     """The seven header words: start, data size, scans, time, baseline MSW/LSW, pixel mode."""
-    dword = int(scans > 1)
-    return (FRAME_START, dword, scans, integration_ms, baseline >> 16, baseline & 0xFFFF, 0)
+    return (FRAME_START, int(dword), scans, integration_ms, baseline >> 16, baseline & 0xFFFF, 0)
 
 
 def spectrum_frame(values: np.ndarray, header: tuple[int, ...], *, compressed: bool) -> bytes:
@@ -546,7 +588,8 @@ class OceanOpticsEmulator:
 
     The simulated world drives the light path with :meth:`load` (the sample in the beam,
     ``None`` for the empty beam) and :attr:`geometry`; the J line (from the client) or
-    :attr:`source_on` switches the lamp or excitation. Faults switch on :attr:`faults`.
+    :attr:`source_on` switches the lamp or excitation. Faults switch on :attr:`faults`,
+    firmware variants on :attr:`firmware`.
     Tests read :attr:`values` (the A B G I J K settings in force), :attr:`log` (commands
     received) and :meth:`expected_counts` (the noise-free spectrum).
     """
@@ -573,6 +616,7 @@ class OceanOpticsEmulator:
         self.clock = clock or WallClock()
         self.spec = checked.spec
         self.faults = checked.faults.model_copy()
+        self.firmware = checked.firmware.model_copy()
         self.physics = SpectrometerPhysics(checked)
         self.values = dict(DEFAULTS)
         self.ascii_mode = False
@@ -632,14 +676,19 @@ class OceanOpticsEmulator:
         return self.physics.gain * self.electron_rate() * t + self.physics.bias
 
     def synthesize(self) -> np.ndarray:
-        """Pixel values of one ``S`` frame with the current settings (no wire, no waiting)."""
+        """Pixel values of one ``S`` frame with the current settings (no wire, no waiting):
+        the sum of the scans, or their rounded mean where the firmware averages."""
         v = self.values
-        return self.physics.acquire(self.electron_rate(), v["I"], v["A"], v["B"])
+        values = self.physics.acquire(self.electron_rate(), v["I"], v["A"], v["B"])
+        if self.firmware.scan_mode == "average" and v["A"] > 1:
+            return np.rint(values / v["A"]).astype(np.int64)
+        return values
 
     def frame(self) -> bytes:
         """The reply to ``S`` (STX and the frame) in the current data mode and settings."""
         v = self.values
-        header = frame_header(v["A"], v["I"], round(self.physics.bias))
+        dword = v["A"] > 1 and self.firmware.scan_mode == "sum"
+        header = frame_header(v["A"], v["I"], round(self.physics.bias), dword=dword)
         values = self.synthesize()
         if self.ascii_mode:
             words = [*header, *values.tolist(), FRAME_END]
@@ -782,6 +831,10 @@ class OceanOpticsEmulator:
         received.append(what)
         await self._echo(link, bytes([what]))
         key = chr(what)
+        if key == "x" and self.firmware.nak_slot_queries:
+            self.log.append(bytes(received))
+            await self._answer(link, None)  # the slot WORD is left to be read as commands
+            return
         if key == "x":
             slot = await self._data(link, received)
             self.log.append(bytes(received))
@@ -829,6 +882,8 @@ class OceanOpticsEmulator:
             return False
         if letter == "K" and value not in BAUD_CODES:
             return False
+        if letter == "I" and self.faults.ignore_integration_time:
+            return True  # acknowledged, not applied
         self.values[letter] = int(bool(value)) if letter in "GJ" else value
         return True
 
@@ -872,7 +927,7 @@ class OceanOpticsEmulator:
 
     async def _echo(self, link: _Link, data: bytes) -> None:
         if self.ascii_mode and not (self.faults.no_reply or self.faults.drop_connection):
-            await link.send(data)
+            await self._transmit(link, data)
 
     async def _reply(self, link: _Link, payload: bytes) -> None:
         f = self.faults
@@ -881,11 +936,28 @@ class OceanOpticsEmulator:
             raise _Closed
         if f.no_reply or f.drop_connection:  # a serial line cannot be dropped: silence
             return
+        if f.lose_replies:
+            f.lose_replies -= 1
+            return
         if f.reply_delay_s:
             await asyncio.sleep(f.reply_delay_s)
         if f.garbage:
             payload = self._garble(len(payload))
-        await link.send(payload)
+        await self._transmit(link, payload)
+
+    async def _transmit(self, link: _Link, data: bytes) -> None:
+        """Send ``data``; at ``firmware.pace_baud``, each byte after its 10 bits of line time."""
+        baud = self.firmware.pace_baud
+        if baud is None:
+            await link.send(data)
+            return
+        loop = asyncio.get_running_loop()
+        due, step = loop.time(), max(1, baud // 1000)  # writes of about 10 ms of line time
+        for at in range(0, len(data), step):
+            chunk = data[at : at + step]
+            due += 10 * len(chunk) / baud
+            await asyncio.sleep(due - loop.time())
+            await link.send(chunk)
 
     def _garble(self, n: int) -> bytes:
         junk = self._fault_rng.integers(0, 256, n, dtype=np.uint8)

@@ -377,6 +377,9 @@ def test_impossible_optics_are_refused_by_name(lab):
         ({"model": "usb2000", "bias": 5000}, "bias = 5000"),
         ({"wavelength_coefficients": [900, -0.3, 0, 0]}, "increase monotonically"),
         ({"faults": {"reply_delay_s": -1}}, "reply_delay_s"),
+        ({"faults": {"lose_replies": -1}}, "lose_replies"),
+        ({"firmware": {"scan_mode": "median"}}, "scan_mode"),
+        ({"firmware": {"pace_baud": 10}}, "pace_baud"),
         ({"lamp_wattage": 20}, "lamp_wattage"),
     ],
 )
@@ -396,6 +399,21 @@ def test_a_lab_yaml_sim_block_validates_with_line_numbers():
     )
     with pytest.raises(ConfigError, match=r"<string>:6: instruments\.uvvis\.sim\.read_noise"):
         source.validate(OceanOpticsSimSettings, ("instruments", "uvvis", "sim"))
+
+
+def test_firmware_variants_and_faults_come_from_the_lab_yaml_sim_block():
+    source = ConfigSource.parse(
+        "instruments:\n"
+        "  uvvis:\n"
+        "    sim:\n"
+        "      firmware: {nak_slot_queries: true, scan_mode: average, pace_baud: 9600}\n"
+        "      faults: {ignore_integration_time: true, lose_replies: 2}\n"
+    )
+    settings = source.validate(OceanOpticsSimSettings, ("instruments", "uvvis", "sim"))
+    emulator = OceanOpticsEmulator("pty://", settings)
+    assert (emulator.firmware.nak_slot_queries, emulator.firmware.scan_mode) == (True, "average")
+    assert emulator.firmware.pace_baud == 9600
+    assert emulator.faults.ignore_integration_time and emulator.faults.lose_replies == 2
 
 
 def test_settings_take_the_model_from_the_instrument_config():
@@ -489,3 +507,60 @@ def test_acquisition_takes_its_exposure_in_lab_time():
         c.spectrum(2048)
         assert clock.now() - before == pytest.approx(6.0)
         c.port.close()
+
+
+# --------------------------------------------------------------------------- firmware variants
+
+
+def test_a_unit_without_slot_queries_refuses_the_query_and_each_byte_after_it(lab):
+    _, c = lab(model="usb2000", firmware={"nak_slot_queries": True})
+    assert c.ask(b"?x" + word(1), 3) == NAK + NAK + NAK
+    assert c.silent_for(0.05)
+    assert c.ask(b"v", 3) == ACK + word(2040)
+
+
+def test_firmware_that_averages_sends_word_means(lab):
+    _, summing = lab(model="usb2000plus", seed=4)
+    _, averaging = lab(model="usb2000plus", seed=4, firmware={"scan_mode": "average"})
+    for c in (summing, averaging):
+        c.ask(b"J" + word(1), 1)
+        c.ask(b"A" + word(4), 1)
+        c.ask(b"I" + word(20), 1)
+    _, sums = summing.spectrum(2048)
+    averaging.send(b"S")
+    assert averaging.port.read(15) == bytes.fromhex("02 FFFF 0000 0004 0014 0000 03E8 0000")
+    means = np.frombuffer(averaging.port.read(2 * 2048), ">u2")
+    assert averaging.port.read(2) == b"\xff\xfd"
+    np.testing.assert_array_equal(means, np.rint(sums / 4))
+
+
+def test_an_ignored_integration_time_is_acknowledged_and_not_applied(lab):
+    emulator, c = lab(model="usb2000", faults={"ignore_integration_time": True})
+    assert c.ask(b"I" + word(40), 1) == ACK
+    assert c.ask(b"I" + word(2), 1) == NAK  # out of range is still refused
+    assert c.ask(b"?I", 3) == ACK + word(100)
+    header, _ = c.spectrum(2048)
+    assert header[3] == 100
+    emulator.faults.ignore_integration_time = False
+    assert c.ask(b"I" + word(40), 1) == ACK
+    assert c.spectrum(2048)[0][3] == 40
+
+
+def test_a_lost_reply_is_performed_and_never_sent(lab):
+    emulator, c = lab(faults={"lose_replies": 1})
+    c.send(b"A" + word(3))
+    assert c.silent_for(0.2)
+    assert emulator.faults.lose_replies == 0
+    assert c.ask(b"?A", 3) == ACK + word(3)
+
+
+def test_replies_paced_at_a_line_speed_carry_the_same_bytes(lab):
+    _, fast = lab(model="usb2000plus", seed=8)
+    _, paced = lab(model="usb2000plus", seed=8, firmware={"pace_baud": 115200})
+    frames = []
+    for c in (fast, paced):
+        c.ask(b"J" + word(1), 1)
+        c.send(b"S")
+        frames.append(c.port.read(1 + 14 + 2 * 2048 + 2))
+    assert frames[0] == frames[1]
+    assert len(frames[1]) == 1 + 14 + 2 * 2048 + 2
