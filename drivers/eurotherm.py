@@ -188,7 +188,9 @@ class Eurotherm:
         self._word_order = float_word_order
         self.lacks: list[str] = []
         if programmer is False:
-            self._lack("programmer option (lab config): profiles are not run in the controller")
+            self._lack(
+                "programmer option (none, says the lab config): profiles stepped by the host"
+            )
 
     # ------------------------------------------------------------------ wire
 
@@ -251,7 +253,9 @@ class Eurotherm:
             value = _float(words, order)
             if abs(value - expected) <= tolerance:  # NaN compares False
                 if self._word_order == "auto" and order == "low_first":
-                    self._lack("float area words low first (learnt from the 16-bit registers)")
+                    self._lack(
+                        "float area sends its low word first (learnt from the 16-bit registers)"
+                    )
                 self._word_order = order
                 return value
         found = " or ".join(f"{_float(words, o):g} ({o.replace('_', ' ')})" for o in orders)
@@ -471,7 +475,9 @@ class Eurotherm:
         if self._programmer is None:
             self._programmer = (
                 self._read_optional(
-                    PROGRAM_STATE, 1, "programmer option (register 23): profiles stepped by host"
+                    PROGRAM_STATE,
+                    1,
+                    "programmer option (register 23 absent): profiles stepped by the host",
                 )
                 is not None
             )

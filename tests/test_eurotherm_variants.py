@@ -117,7 +117,7 @@ def test_float_word_order_is_learnt_from_the_16_bit_registers(unit, clock):
     tc.set_ramp_rate(20.0)
     clock.advance(1800)
     assert tc.read_float(PV) == pytest.approx(tc.pv(), abs=0.1)
-    assert any("low first" in lack for lack in tc.lacks)
+    assert any("low word first" in lack for lack in tc.lacks)
 
 
 def test_a_float_with_swapped_words_is_refused_not_taken_for_a_temperature(loop, clock):
