@@ -5,6 +5,11 @@ Each request is one TCP connection carrying one ``@ ... @END`` message; the repl
 gives one) marks a refusal. The pattern is written by the instrument as
 ``<sample_id>.xrdml`` into a shared folder, which :meth:`Aeris.wait_for_pattern` polls in
 lab time.
+
+Every method is safe to repeat, also when a reply was lost after the instrument acted:
+what "already done" looks like is checked on the wire, per method (see each docstring).
+A pattern is checked against the 2θ range its program's name encodes
+(:func:`program_range`); a program named otherwise is not range-checked.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import re
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from athanor.clock import Clock, Deadline
@@ -21,7 +27,9 @@ from athanor.drivers.errors import ConnectionLost, InstrumentFault, InstrumentTi
 from athanor.drivers.xrdml import DiffractionPattern, PatternFileError, read_xrdml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_RANGE = re.compile(r"^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)_")
 _MAX_REPLY = 65536
+RANGE_TOLERANCE = 0.1  # degrees 2θ between a pattern's ends and its program's range
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,49 @@ class AerisStatus:
 
     ready: bool
     system: str
+
+
+class PatternRangeError(PatternFileError):
+    """A pattern whose 2θ range is not its program's: a stale or wrong file.
+
+    ``sample_id``, ``program``, ``expected`` and ``found`` (2θ start and end, degrees)
+    say which.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        sample_id: str,
+        program: str,
+        expected: tuple[float, float],
+        found: tuple[float, float],
+    ) -> None:
+        self.sample_id, self.program = sample_id, program
+        self.expected, self.found = expected, found
+        super().__init__(
+            path,
+            f"sample {sample_id}: the pattern runs 2θ {found[0]:g}–{found[1]:g}°, but program "
+            f"{program} scans {expected[0]:g}–{expected[1]:g}°; a stale or wrong file",
+        )
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """A MEASURE this driver sent: wall time, the pattern file's signature then, program."""
+
+    started: float
+    stale: tuple[int, int] | None
+    program: str | None
+
+
+def program_range(program: str) -> tuple[float, float] | None:
+    """The 2θ range (degrees) a program name encodes: ``10-100_8-minutes`` → (10, 100).
+
+    None for a name that does not start with ``START-END_`` (a site's own name such as
+    ``phase-id-fast``): its range is unknown here.
+    """
+    match = _RANGE.match(program)
+    return (float(match[1]), float(match[2])) if match else None
 
 
 def _check_name(what: str, value: str) -> str:
@@ -55,8 +106,8 @@ class Aeris:
     name
         Named in error messages.
     retries
-        Extra attempts for requests that are safe to repeat (status, ADD) after a
-        timeout or a lost connection.
+        Extra attempts after a timeout or a lost connection. MEASURE is sent again only
+        when the instrument shows that the first one did not start a scan.
     """
 
     def __init__(
@@ -74,8 +125,8 @@ class Aeris:
         self.io_timeout = float(io_timeout)
         self.name = name
         self.retries = retries
-        # sample id -> (wall time of MEASURE, the pattern file's stat then, if there was one)
-        self._measure_started: dict[str, tuple[float, tuple[int, int] | None]] = {}
+        self._scans: dict[str, _Scan] = {}  # MEASUREs whose pattern is not collected yet
+        self._slots: dict[str, int] = {}  # where this driver last put each sample
 
     # ------------------------------------------------------------------ wire
 
@@ -189,47 +240,117 @@ class Aeris:
 
     # ------------------------------------------------------------------ samples
 
+    def _command(self, message: str, already_done: Callable[[InstrumentFault], bool]) -> None:
+        """Send a SAMPLE command that is harmless to send twice, again after a lost reply.
+
+        A refusal is success when ``already_done(fault)`` finds on the wire that the
+        instrument did it before (the first attempt, or an earlier call).
+        """
+        try:
+            self.query(message, retry=True)
+        except InstrumentFault as fault:
+            if not already_done(fault):
+                raise
+
     def add(self, sample_id: str, slot: int, program: str) -> None:
         """Register ``sample_id`` at ``slot`` with its default ``program``.
 
-        Repeating it for a sample already at that slot is not an error.
+        Safe to repeat: an instrument that refuses a repeat because it already has the
+        sample (a reason saying "already", e.g. "already known") is taken at its word
+        when LOCATION shows ``slot`` occupied.
         """
         _check_name("sample_id", sample_id)
         _check_name("program", program)
         slot = self._check_slot(slot)
-        self.query(
+        self._command(
             f"@SAMPLE@ADD@APPLICATION={program}@SAMPLE_ID={sample_id}@AT=0,{slot}@END",
-            retry=True,
+            lambda fault: "already" in fault.reason.lower() and self.slot_state(slot) == "occupied",
         )
+        self._slots[sample_id] = slot
 
     def measure(self, sample_id: str, program: str) -> None:
         """Start measuring ``sample_id`` with ``program``; returns when the scan started.
 
-        Not retried: a lost reply may mean the scan runs. Then wait with
+        Never starts a second scan for one request: after a lost reply MEASURE is sent
+        again only if the instrument is ready and no new pattern file appeared. A repeat
+        while this driver's last scan of the sample runs, or wrote a pattern that
+        :meth:`wait_for_pattern` has not collected yet, does nothing. Then wait with
         :meth:`wait_for_pattern`.
         """
         _check_name("sample_id", sample_id)
         _check_name("program", program)
-        started, before = time.time(), _signature(self.pattern_path(sample_id))
-        self.query(f"@SAMPLE@MEASURE@SAMPLE_ID={sample_id}@APPLICATION={program}@END")
-        self._measure_started[sample_id] = (started, before)
+        path = self.pattern_path(sample_id)
+        scan = self._scans.get(sample_id)
+        if scan is not None and self._scan_began(path, scan):
+            return
+        scan = self._scans[sample_id] = _Scan(time.time(), _signature(path), program)
+        message = f"@SAMPLE@MEASURE@SAMPLE_ID={sample_id}@APPLICATION={program}@END"
+        for attempt in range(1 + self.retries):
+            try:
+                self.query(message)
+                return
+            except InstrumentFault:
+                if attempt == 0:
+                    del self._scans[sample_id]  # refused outright: no scan of ours
+                raise
+            except (InstrumentTimeout, ConnectionLost):
+                if self._scan_began(path, scan):
+                    return
+                if attempt == self.retries:
+                    raise
 
     def remove(self, sample_id: str) -> None:
-        """Unregister ``sample_id`` (after it was taken out). Fatal if it is not there."""
+        """Unregister ``sample_id`` (after its scan, before it is taken out).
+
+        Safe to repeat: a refusal is success when the slot this driver put the sample at
+        (:meth:`add`, :meth:`move`) reads free. Otherwise (a sample this driver did not
+        place, one being measured) a refusal is an InstrumentFault.
+        """
         _check_name("sample_id", sample_id)
-        self.query(f"@SAMPLE@REMOVE@SAMPLE_ID={sample_id}@END")
+        slot = self._slots.get(sample_id)
+        self._command(
+            f"@SAMPLE@REMOVE@SAMPLE_ID={sample_id}@END",
+            lambda fault: slot is not None and self.slot_state(slot) == "free",
+        )
 
     def move(self, sample_id: str, from_slot: int, to_slot: int) -> None:
-        """Move the sample at ``from_slot`` to ``to_slot``."""
+        """Move the sample at ``from_slot`` to ``to_slot``.
+
+        Safe to repeat: a refusal is success when LOCATION shows ``to_slot`` occupied
+        and ``from_slot`` free.
+        """
         _check_name("sample_id", sample_id)
         source, target = self._check_slot(from_slot), self._check_slot(to_slot)
-        self.query(f"@SAMPLE@MOVE@SAMPLE_ID={sample_id}@AT=0,{source}@TO=0,{target}@END")
+        self._command(
+            f"@SAMPLE@MOVE@SAMPLE_ID={sample_id}@AT=0,{source}@TO=0,{target}@END",
+            lambda fault: (
+                self.slot_state(target) == "occupied"
+                and (source == target or self.slot_state(source) == "free")
+            ),
+        )
+        self._slots[sample_id] = target
 
     # ------------------------------------------------------------------ patterns
 
     def pattern_path(self, sample_id: str) -> Path:
         """Where the instrument writes the pattern of ``sample_id``."""
         return self.exchange_dir / f"{_check_name('sample_id', sample_id)}.xrdml"
+
+    def _new_file(self, path: Path, scan: _Scan) -> tuple[int, int] | None:
+        """The pattern file's signature if it can be this scan's: not older than the
+        MEASURE (less a second: the instrument's clock may be behind), not the file that
+        was there then."""
+        signature = _signature(path)
+        if signature is None or signature == scan.stale:
+            return None
+        return signature if signature[1] >= (scan.started - 1.0) * 1e9 else None
+
+    def _scan_began(self, path: Path, scan: _Scan) -> bool:
+        """Whether the instrument took ``scan``'s MEASURE: it is busy, or wrote the file.
+
+        READY first: asked second, a scan that ends in between would look like none.
+        """
+        return not self.is_ready() or self._new_file(path, scan) is not None
 
     def wait_for_pattern(
         self,
@@ -238,46 +359,75 @@ class Aeris:
         clock: Clock,
         poll_lab_s: float = 5.0,
     ) -> DiffractionPattern:
-        """Wait for ``<sample_id>.xrdml`` and read it.
+        """Wait until ``<sample_id>.xrdml`` is there and the instrument is ready; read it.
 
-        A file older than the :meth:`measure` call of this driver, or the very file that
-        was there when it was called, is a stale one from an earlier scan and is ignored.
-        A file that does not parse is re-read while it changes (the instrument may still
-        be writing it).
+        A file older than this driver's :meth:`measure` call, or the very file that was
+        there when it was called, is a stale one from an earlier scan and is ignored. A
+        file that does not parse is re-read while it changes (the instrument may still
+        be writing it). The pattern is returned once READY=yes (an instrument may write
+        it before it clears busy), so the sample can be removed next. Safe to repeat.
 
         Raises
         ------
         InstrumentTimeout
-            No usable file within ``timeout_lab_s`` lab seconds.
+            No usable file, or the instrument still busy, after ``timeout_lab_s`` lab s.
         PatternFileError
             The file stopped changing and is still truncated or malformed.
+        PatternRangeError
+            The instrument is ready and the file's 2θ range is not the one of the program
+            :meth:`measure` ran (within :data:`RANGE_TOLERANCE`; unchecked for a program
+            whose name encodes no range).
         """
         path = self.pattern_path(sample_id)
-        started, stale = self._measure_started.get(sample_id, (0.0, None))
-        not_before = started - 1.0  # the instrument's clock may be a little behind ours
+        scan = self._scans.get(sample_id, _Scan(0.0, None, None))
         deadline = Deadline(clock, timeout_lab_s)
-        last_error: PatternFileError | None = None
-        last_stat: tuple[int, int] | None = None
+        seen: tuple[tuple[int, int], DiffractionPattern | PatternFileError] | None = None
         while True:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                stat = None
-            signature = None if stat is None else (stat.st_size, stat.st_mtime_ns)
-            if stat is not None and stat.st_mtime >= not_before and signature != stale:
+            signature = self._new_file(path, scan)
+            if signature is not None and seen is not None and seen[0] == signature:
+                if isinstance(seen[1], PatternFileError):
+                    raise seen[1]  # it stopped changing and is still unreadable
+            elif signature is not None:
+                seen = (signature, _read(path))
+            if seen is not None and isinstance(seen[1], DiffractionPattern) and self.is_ready():
                 try:
-                    return read_xrdml(path)
-                except PatternFileError as exc:
-                    if last_error is not None and signature == last_stat:
-                        raise
-                    last_error, last_stat = exc, signature
+                    _check_range(path, sample_id, scan.program, seen[1])
+                except PatternRangeError:
+                    # Not this scan's file: stale from now on, and MEASURE may run anew.
+                    self._scans[sample_id] = replace(scan, stale=seen[0])
+                    raise
+                self._scans.pop(sample_id, None)
+                return seen[1]
             if deadline.expired:
-                if last_error is not None:
-                    raise last_error
+                if seen is not None and isinstance(seen[1], PatternFileError):
+                    raise seen[1]
                 raise InstrumentTimeout(
-                    f"no pattern {path} within {timeout_lab_s:g} lab s", instrument=self.name
+                    f"{path} is there, but the instrument still reports READY=no after "
+                    f"{timeout_lab_s:g} lab s"
+                    if seen is not None
+                    else f"no pattern {path} within {timeout_lab_s:g} lab s",
+                    instrument=self.name,
                 )
             clock.sleep(min(poll_lab_s, deadline.remaining))
+
+
+def _check_range(
+    path: Path, sample_id: str, program: str | None, pattern: DiffractionPattern
+) -> None:
+    """Raise PatternRangeError if ``pattern`` does not span the range ``program`` encodes."""
+    if program is None or (expected := program_range(program)) is None:
+        return
+    found = (float(pattern.two_theta[0]), float(pattern.two_theta[-1]))
+    if any(abs(f - e) > RANGE_TOLERANCE for f, e in zip(found, expected, strict=True)):
+        raise PatternRangeError(path, sample_id, program, expected, found)
+
+
+def _read(path: Path) -> DiffractionPattern | PatternFileError:
+    """The pattern in ``path``, or what is wrong with the file."""
+    try:
+        return read_xrdml(path)
+    except PatternFileError as exc:
+        return exc
 
 
 def _signature(path: Path) -> tuple[int, int] | None:

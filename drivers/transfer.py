@@ -4,7 +4,10 @@
 :mod:`athanor.simulators.transfer` (one ASCII line per request and per reply: ``OK ...``,
 ``ERR <code> <reason>``, ``BUSY``). :class:`ManualTransfer` has the same methods and asks
 a person instead. Both are safe to repeat: moving a sample to where it already is succeeds
-without motion, and every wait is bounded in lab time.
+without motion, and every wait is bounded in lab time. The robot's methods are also safe
+after a lost reply (the robot acted, its answer never came): reads and RESET are sent
+again; PREPARE and MOVE only when STATUS shows the robot did not take them, and a refusal
+of the repeat is success when WHERE finds the sample at its target.
 """
 
 from __future__ import annotations
@@ -148,7 +151,8 @@ class TransferRobot:
     ) -> None:
         """Dose a sample for ``recipe`` (e.g. ``ba_ti_ratio``, ``dopant``) and wait for it.
 
-        A sample that already exists at ``location`` counts as prepared.
+        A sample that already exists at ``location`` counts as prepared; one the robot is
+        preparing now (an earlier call's) is waited for.
         """
         _token("sample id", sample_id)
         _token("location", location)
@@ -157,7 +161,11 @@ class TransferRobot:
         deadline = Deadline(clock, timeout_lab_s)
         if self._existing(sample_id) == location:
             return
-        self._submit(" ".join(["PREPARE", sample_id, *words, f"at={location}"]), deadline)
+        request = " ".join(["PREPARE", sample_id, *words, f"at={location}"])
+        if not self._took("prepare", sample_id) and not self._submit(
+            request, "prepare", sample_id, location, deadline
+        ):
+            return
         self._wait_task("prepare", sample_id, deadline, clock)
         self._arrived(sample_id, location, "prepare")
 
@@ -183,10 +191,10 @@ class TransferRobot:
             return
         if here == LOST:
             raise InstrumentFault("sample lost", detail=sample_id, instrument=self.name)
-        if here != GRIPPER:  # not already being carried by a request of ours
-            reply = self._submit(f"MOVE {sample_id} {source} {dest}", deadline)
-            if reply.startswith("AT "):
-                return
+        if here != GRIPPER and not self._submit(  # not already carried by a request of ours
+            f"MOVE {sample_id} {source} {dest}", "move", sample_id, dest, deadline
+        ):
+            return
         self._wait_task("move", sample_id, deadline, clock)
         self._arrived(sample_id, dest, "move")
 
@@ -210,11 +218,24 @@ class TransferRobot:
                 return None
             raise
 
-    def _submit(self, request: str, deadline: Deadline) -> str:
-        """Send a PREPARE/MOVE; on BUSY nothing happened, so try again until the deadline."""
+    def _took(self, task: str, sample_id: str) -> bool:
+        """Whether the robot runs (or faulted in) ``task`` of ``sample_id`` now."""
+        status = self.status()
+        return status.state != "idle" and (status.task, status.sample) == (task, sample_id)
+
+    def _submit(
+        self, request: str, task: str, sample_id: str, target: str, deadline: Deadline
+    ) -> bool:
+        """Send a PREPARE/MOVE until the robot takes it; False: the sample is at ``target``.
+
+        On BUSY nothing happened, so it is sent again until the deadline. After a lost
+        reply it is sent once more unless STATUS shows the robot took it; a refusal of
+        that second one is success when the sample is at ``target`` (the first finished).
+        """
+        lost = False
         while True:
             try:
-                return self._request(request, retry=False)
+                return not self._request(request, retry=False).startswith("AT ")
             except _Busy:
                 if deadline.expired:
                     raise InstrumentTimeout(
@@ -222,6 +243,16 @@ class TransferRobot:
                         instrument=self.name,
                     ) from None
                 deadline.clock.sleep(min(self.poll_s, deadline.remaining))
+            except (InstrumentTimeout, ConnectionLost):
+                if lost:
+                    raise
+                lost = True
+                if self._took(task, sample_id):
+                    return True
+            except InstrumentFault:
+                if lost and self._existing(sample_id) == target:
+                    return False
+                raise
 
     def _wait_task(self, task: str, sample_id: str, deadline: Deadline, clock: Clock) -> None:
         while True:

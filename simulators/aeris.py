@@ -16,6 +16,12 @@ A reply echoes the request's fields, adds the answer fields, then ``normal`` or
 duration in lab time (READY=no meanwhile), then ``<sample_id>.xy`` and
 ``<sample_id>.xrdml`` appear in the exchange folder, with counts simulated from the
 sample's true phases (:class:`~athanor.simulators.world.SampleTruth`).
+
+Where the documented facts are silent, :class:`AerisSimSettings` picks the variant:
+``repeat_add`` (how a repeated ADD is answered), ``busy_after_file_s`` (busy for a while
+after the pattern file is written) and ``named_programs`` (programs whose names do not
+encode their 2θ range); :class:`AerisFaults` ``lose_replies`` loses replies of commands
+that were carried out.
 """
 
 from __future__ import annotations
@@ -27,15 +33,16 @@ import logging
 import os
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, NonNegativeInt, field_validator
 
 from athanor.clock import Clock
 from athanor.schema import StrictModel
+from athanor.simulators.hosting import count_down
 from athanor.simulators.world import PhaseState, SampleTruth
 from athanor.simulators.xrd_pattern import CU_KA1, CU_KA2, Instrument, PatternSimulator, ScanProgram
 
@@ -54,6 +61,9 @@ class AerisFaults(StrictModel):
     ``drop_connection``: close the connection without a reply. ``no_file``: measure, but
     never write the pattern. ``truncated_file``: write the ``.xrdml`` cut in the middle.
     ``reply_delay``: wall seconds to wait before each reply (a slow instrument).
+    ``lose_replies``: per command (``ADD``, ``MEASURE``, ``REMOVE``, ``MOVE``,
+    ``STATUS_REQUEST``), how many of its next replies are lost: the command is carried
+    out, then the connection closes without a reply. Each lost reply counts one down.
     """
 
     busy: bool = False
@@ -63,10 +73,21 @@ class AerisFaults(StrictModel):
     no_file: bool = False
     truncated_file: bool = False
     reply_delay: float = Field(0.0, ge=0, le=60, description="wall seconds")
+    lose_replies: dict[
+        Literal["ADD", "MEASURE", "REMOVE", "MOVE", "STATUS_REQUEST"], NonNegativeInt
+    ] = Field(default_factory=dict, description="command -> how many next replies to lose")
 
 
 class AerisSimSettings(StrictModel):
-    """The ``sim:`` block of a diffractometer in a lab YAML."""
+    """The ``sim:`` block of a diffractometer in a lab YAML.
+
+    ``repeat_add``: the answer to an ADD of a sample already registered at that slot,
+    ``normal`` or ``already_known`` (``fatal@REASON=sample <id> already known``).
+    ``busy_after_file_s``: lab seconds the instrument stays busy (READY=no, REMOVE and
+    MOVE refused) after the end of a scan, when the pattern file is already written.
+    ``named_programs``: programs named by the site, each with the scan it runs, e.g.
+    ``{phase-id-fast: 10-80_4-minutes}``.
+    """
 
     programs: list[str] = Field(
         default_factory=lambda: [
@@ -78,6 +99,12 @@ class AerisSimSettings(StrictModel):
         min_length=1,
         description="scan programs defined on the instrument",
     )
+    named_programs: dict[str, str] = Field(
+        default_factory=dict,
+        description="program name -> the START-END_TIME-UNIT scan it runs",
+    )
+    repeat_add: Literal["normal", "already_known"] = "normal"
+    busy_after_file_s: float = Field(0.0, ge=0, le=86400, description="lab seconds")
     slots: int = Field(6, ge=1, le=100)
     seed: int = 0
     count_rate: float = Field(
@@ -100,6 +127,26 @@ class AerisSimSettings(StrictModel):
             ScanProgram.parse(name)
         return programs
 
+    @field_validator("named_programs")
+    @classmethod
+    def _parse_named_programs(cls, programs: dict[str, str]) -> dict[str, str]:
+        for scan in programs.values():
+            ScanProgram.parse(scan)
+        return programs
+
+    def scan_program(self, name: str) -> ScanProgram | None:
+        """The scan that program ``name`` runs; None if the instrument has no such program."""
+        if name in self.programs:
+            return ScanProgram.parse(name)
+        if name in self.named_programs:
+            return replace(ScanProgram.parse(self.named_programs[name]), name=name)
+        return None
+
+    def unknown_program(self, name: str) -> str:
+        """The refusal of a program the instrument does not have."""
+        defined = ", ".join([*self.programs, *self.named_programs])
+        return f"unknown application {name!r}; defined: {defined}"
+
     def instrument(self) -> Instrument:
         # Caglioti W sets the low-angle width; U and V keep the default shape.
         return Instrument(
@@ -115,6 +162,7 @@ class _Measurement:
     sample_id: str
     program: ScanProgram
     end: float
+    index: int  # scans of this sample before this one (seeds the counting noise)
     task: asyncio.Task[None] | None = None
     done: bool = False
 
@@ -159,7 +207,7 @@ class AerisEmulator:
         self.slots: dict[int, str] = {}  # slot -> sample id
         self.programs: dict[str, str] = {}  # sample id -> program given at ADD
         self.measurement: _Measurement | None = None
-        self._measured: dict[str, int] = {}  # sample id -> measurements so far (noise seed)
+        self.scans: list[str] = []  # sample id of every scan started, in order
         self._server: asyncio.Server | None = None
         self._held: set[asyncio.StreamWriter] = set()
         self._finishing = threading.Lock()
@@ -214,7 +262,10 @@ class AerisEmulator:
             if faults.no_reply:
                 self._held.add(writer)
                 return
-            reply = await self.handle(data.decode("ascii", errors="replace"))
+            message = data.decode("ascii", errors="replace")
+            reply = await self.handle(message)
+            if self._lose_reply(message):
+                return  # carried out, but the reply never leaves: closed unanswered
             if faults.reply_delay:
                 await asyncio.sleep(faults.reply_delay)
             writer.write(reply.encode("ascii", errors="replace"))
@@ -225,15 +276,21 @@ class AerisEmulator:
             if writer not in self._held:
                 writer.close()
 
+    def _lose_reply(self, message: str) -> bool:
+        """Whether the reply to ``message`` is one to lose (``faults.lose_replies``)."""
+        fields = _fields(message) or [""]
+        command = fields[1] if fields[0] == "SAMPLE" and len(fields) > 1 else fields[0]
+        return count_down(self.faults.lose_replies, command)
+
     # ------------------------------------------------------------------ protocol
 
     async def handle(self, message: str) -> str:
         """The reply to one message (without the transport)."""
         self._finish_if_due()
-        text = message.strip()
-        if not (text.startswith("@") and text.endswith("@END")):
+        fields = _fields(message)
+        if fields is None:
+            text = message.strip()
             return _reply([], [], f"message must be framed '@ ... @END', got {text[:60]!r}")
-        fields = [f for f in text[1:-4].split("@") if f]
         if not fields:
             return _reply([], [], "empty message")
         if fields[0] == "STATUS_REQUEST" and len(fields) == 2:
@@ -262,7 +319,16 @@ class AerisEmulator:
         return [], f"unknown status request {what!r}"
 
     def _busy(self) -> bool:
-        return self.faults.busy or (self.measurement is not None and not self.measurement.done)
+        return self.faults.busy or self._measuring() is not None
+
+    def _measuring(self) -> str | None:
+        """The sample being measured: scanning, or within ``busy_after_file_s`` after."""
+        m = self.measurement
+        if m is None:
+            return None
+        if m.done and self.clock.now() >= m.end + self.settings.busy_after_file_s:
+            return None
+        return m.sample_id
 
     def _slot(self, location: str) -> int | str:
         """Slot number of ``0,<slot>``, or the reason it is not one."""
@@ -278,14 +344,16 @@ class AerisEmulator:
         sample_id, program = args.get("SAMPLE_ID", ""), args.get("APPLICATION", "")
         if not sample_id:
             return "ADD needs SAMPLE_ID=<id>"
-        if program not in self.settings.programs:
-            return f"unknown application {program!r}; defined: {', '.join(self.settings.programs)}"
+        if self.settings.scan_program(program) is None:
+            return self.settings.unknown_program(program)
         slot = self._slot(args.get("AT", ""))
         if isinstance(slot, str):
             return slot
         if self.faults.busy:
             return "instrument busy"
         here = self._where(sample_id)
+        if here == slot and self.settings.repeat_add == "already_known":
+            return f"sample {sample_id} already known"
         if here == slot:
             self.programs[sample_id] = program
             return None
@@ -302,12 +370,15 @@ class AerisEmulator:
         program = args.get("APPLICATION") or self.programs.get(sample_id, "")
         if self._where(sample_id) is None:
             return f"sample {sample_id!r} is not on the instrument; ADD it first"
-        if program not in self.settings.programs:
-            return f"unknown application {program!r}; defined: {', '.join(self.settings.programs)}"
+        scan = self.settings.scan_program(program)
+        if scan is None:
+            return self.settings.unknown_program(program)
         if self._busy():
             return "instrument busy"
-        scan = ScanProgram.parse(program)
-        self.measurement = _Measurement(sample_id, scan, self.clock.now() + scan.duration_s)
+        index = self.scans.count(sample_id)
+        self.scans.append(sample_id)
+        end = self.clock.now() + scan.duration_s
+        self.measurement = _Measurement(sample_id, scan, end, index)
         self.measurement.task = asyncio.create_task(self._run(self.measurement))
         return None
 
@@ -316,8 +387,7 @@ class AerisEmulator:
         slot = self._where(sample_id)
         if slot is None:
             return f"sample {sample_id!r} is not on the instrument"
-        m = self.measurement
-        if m is not None and m.sample_id == sample_id and not m.done:
+        if self._measuring() == sample_id:
             return f"sample {sample_id} is being measured"
         del self.slots[slot]
         self.programs.pop(sample_id, None)
@@ -361,8 +431,6 @@ class AerisEmulator:
 
     def _write_pattern(self, measurement: _Measurement) -> None:
         sample_id = measurement.sample_id
-        count = self._measured.get(sample_id, 0)
-        self._measured[sample_id] = count + 1
         if self.faults.no_file:
             return
         try:
@@ -372,7 +440,8 @@ class AerisEmulator:
                 "%s: no ground truth for sample %r; measuring an empty holder", self.name, sample_id
             )
             state = PhaseState(fractions={})
-        rng = np.random.default_rng([self.settings.seed, zlib.crc32(sample_id.encode()), count])
+        seed = [self.settings.seed, zlib.crc32(sample_id.encode()), measurement.index]
+        rng = np.random.default_rng(seed)
         two_theta, counts, counting_time = self.simulator.pattern(state, measurement.program, rng)
         xy = "".join(f"{x:.4f} {int(c)}\n" for x, c in zip(two_theta, counts, strict=True))
         xrdml = xrdml_document(sample_id, two_theta, counts, counting_time, measurement.program)
@@ -380,6 +449,14 @@ class AerisEmulator:
             xrdml = xrdml[: len(xrdml) // 2]
         _write_atomically(self.exchange_dir / f"{sample_id}.xy", xy)
         _write_atomically(self.exchange_dir / f"{sample_id}.xrdml", xrdml)
+
+
+def _fields(message: str) -> list[str] | None:
+    """The ``@``-separated fields of a framed message, None when it is not framed."""
+    text = message.strip()
+    if not (text.startswith("@") and text.endswith("@END")):
+        return None
+    return [f for f in text[1:-4].split("@") if f]
 
 
 def _reply(fields: list[str], answer: list[str], fatal: str | None) -> str:

@@ -129,3 +129,11 @@ class PtyLink:
         for fd in (self.master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def count_down(counts: dict[str, int], key: str) -> bool:
+    """Take one from ``counts[key]`` if any is left (a fault switch that fires N times)."""
+    if counts.get(key, 0) > 0:
+        counts[key] -= 1
+        return True
+    return False

@@ -38,7 +38,9 @@ Refusals are ``ERR <code> <reason>``; a request that arrives while a task runs g
 Faults (``TransferSimSettings.faults``, switchable at run time): ``no_reply`` (requests
 are read and never answered), ``busy`` (every PREPARE and MOVE answered ``BUSY``),
 ``gripper_fault`` and ``dropped_sample`` (every move ends that way), ``drop_connection``
-(the connection is closed on the next request). ``drop_probability`` and
+(the connection is closed on the next request), ``lose_replies`` (per command, how many
+of its next replies are lost: the request is carried out, then the connection is closed
+without a reply, e.g. ``{MOVE: 1}``). ``drop_probability`` and
 ``gripper_fault_probability`` make moves fail at random (seeded).
 """
 
@@ -48,13 +50,14 @@ import asyncio
 import contextlib
 import math
 import random
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 
 from athanor.clock import Clock
 from athanor.schema import StrictModel
+from athanor.simulators.hosting import count_down
 from athanor.simulators.materials import Composition
 from athanor.simulators.samples import GRIPPER, RACK, MoveRefused, SampleRegistry
 
@@ -83,6 +86,9 @@ class TransferFaults(StrictModel):
     gripper_fault: bool = False
     dropped_sample: bool = False
     drop_connection: bool = False
+    lose_replies: dict[
+        Literal["IDN", "STATUS", "WHERE", "PREPARE", "MOVE", "RESET"], NonNegativeInt
+    ] = Field(default_factory=dict, description="command -> how many next replies to lose")
 
 
 class TransferSimSettings(StrictModel):
@@ -186,7 +192,11 @@ class TransferEmulator:
                     return
                 if self.faults.no_reply:
                     continue
-                reply = self.handle(line.decode("ascii", errors="replace").strip())
+                request = line.decode("ascii", errors="replace").strip()
+                reply = self.handle(request)
+                if self._lose_reply(request):
+                    writer.transport.abort()  # carried out, but the reply never arrives
+                    return
                 writer.write(reply.encode("ascii", errors="replace") + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -195,6 +205,11 @@ class TransferEmulator:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    def _lose_reply(self, request: str) -> bool:
+        """Whether the reply to ``request`` is one to lose (``faults.lose_replies``)."""
+        command = request.split(maxsplit=1)[0].upper() if request else ""
+        return count_down(self.faults.lose_replies, command)
 
     def handle(self, request: str) -> str:
         """The reply line (without LF) to one request line."""

@@ -65,3 +65,20 @@ def test_trigger_without_a_sample_is_refused(xrd):
     with pytest.raises(FailedStatus) as failed:
         RE(count([device]))
     assert "set sample_id" in str(failed.value.__cause__)
+
+
+def test_the_sample_is_signed_out_only_once_the_instrument_is_ready(xrd):
+    device, emulator = xrd
+    emulator.settings.busy_after_file_s = 7200  # the file comes two lab hours before READY
+    device.sample_id.put("S-3")
+    RunEngine({}, context_managers=[])(count([device]))
+    assert emulator.slots == {} and emulator.scans == ["S-3"]
+
+
+def test_lost_replies_neither_fail_the_trigger_nor_scan_twice(xrd):
+    device, emulator = xrd
+    emulator.faults.lose_replies = {"ADD": 1, "MEASURE": 1, "REMOVE": 1, "STATUS_REQUEST": 1}
+    device.sample_id.put("S-4")
+    RunEngine({}, context_managers=[])(count([device]))
+    assert len(device.counts.get()) == 4001
+    assert emulator.slots == {} and emulator.scans == ["S-4"]

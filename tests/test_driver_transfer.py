@@ -182,6 +182,28 @@ def test_the_driver_sends_the_documented_lines():
     ]
 
 
+def test_prepare_sends_the_documented_lines():
+    url, requests = scripted_server(
+        [
+            b"ERR 20 unknown sample S1\n",
+            b"OK STATE=idle TASK=- SAMPLE=- RESULT=- REMAINING=0\n",
+            b"OK PREPARING S1 ETA=600\n",
+            b"OK STATE=idle TASK=prepare SAMPLE=S1 RESULT=done REMAINING=0\n",
+            b"OK S1 rack\n",
+        ]
+    )
+    robot = TransferRobot(url, clock=ScaledClock(1000.0))
+    robot.prepare("S1", {"ba_ti_ratio": 1.02, "dopant": 0.05})
+    robot.close()
+    assert requests == [
+        b"WHERE S1\n",
+        b"STATUS\n",
+        b"PREPARE S1 ba_ti_ratio=1.02 dopant=0.05 at=rack\n",
+        b"STATUS\n",
+        b"WHERE S1\n",
+    ]
+
+
 def test_garbage_is_a_protocol_error():
     url, _ = scripted_server([b"\x00\xffHELLO\n"])
     with pytest.raises(ProtocolError):

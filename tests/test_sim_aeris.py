@@ -51,15 +51,17 @@ def wait_wall(condition, timeout: float = 5.0) -> bool:
 
 
 def test_status_requests_answer_as_the_manual_says(aeris):
-    assert "READY=yes" in send(aeris.url, "@STATUS_REQUEST@UNIT=xrd@END")
-    assert "SYSTEM=remote" in send(aeris.url, "@STATUS_REQUEST@SYSTEM@END")
+    reply = send(aeris.url, "@STATUS_REQUEST@UNIT=xrd@END")
+    assert reply == "@STATUS_REQUEST@UNIT=xrd@READY=yes@normal@END"
+    reply = send(aeris.url, "@STATUS_REQUEST@SYSTEM@END")
+    assert reply == "@STATUS_REQUEST@SYSTEM@SYSTEM=remote@normal@END"
     reply = send(aeris.url, "@STATUS_REQUEST@LOCATION=0,1@END")
     assert reply == "@STATUS_REQUEST@LOCATION=0,1@STATE=free@normal@END"
 
 
 def test_add_occupies_the_slot_and_is_safe_to_repeat(aeris):
     add = "@SAMPLE@ADD@APPLICATION=10-100_8-minutes@SAMPLE_ID=S1@AT=0,2@END"
-    assert send(aeris.url, add).endswith("@normal@END")
+    assert send(aeris.url, add) == add.removesuffix("@END") + "@normal@END"
     assert send(aeris.url, add).endswith("@normal@END")
     assert "STATE=occupied" in send(aeris.url, "@STATUS_REQUEST@LOCATION=0,2@END")
     other = send(aeris.url, "@SAMPLE@ADD@APPLICATION=10-100_8-minutes@SAMPLE_ID=S2@AT=0,2@END")
@@ -176,3 +178,49 @@ def test_settings_come_from_the_lab_yaml_sim_block():
         ConfigSource.parse("xrd:\n  sim:\n    faults: {reply_delay: -1}\n").validate(
             AerisSimSettings, ["xrd", "sim"]
         )
+
+
+def test_repeated_add_can_be_answered_already_known(aeris):
+    aeris.settings.repeat_add = "already_known"
+    add = "@SAMPLE@ADD@APPLICATION=10-100_8-minutes@SAMPLE_ID=S1@AT=0,2@END"
+    assert send(aeris.url, add).endswith("@normal@END")
+    assert send(aeris.url, add) == (
+        "@SAMPLE@ADD@APPLICATION=10-100_8-minutes@SAMPLE_ID=S1@AT=0,2"
+        "@fatal@REASON=sample S1 already known@END"
+    )
+    assert aeris.slots == {2: "S1"}
+
+
+def test_a_lost_reply_is_carried_out_then_closed_unanswered(aeris):
+    aeris.faults.lose_replies = {"ADD": 1}
+    add = "@SAMPLE@ADD@APPLICATION=10-100_8-minutes@SAMPLE_ID=S1@AT=0,2@END"
+    assert send(aeris.url, add) == ""
+    assert "STATE=occupied" in send(aeris.url, "@STATUS_REQUEST@LOCATION=0,2@END")
+    assert send(aeris.url, add).endswith("@normal@END")  # only the next one was lost
+    assert aeris.faults.lose_replies == {"ADD": 0}
+
+
+def test_busy_after_file_keeps_the_instrument_busy_with_the_pattern_written(aeris, clock):
+    aeris.settings.busy_after_file_s = 60
+    send(aeris.url, "@SAMPLE@ADD@APPLICATION=20-60_2-minutes@SAMPLE_ID=S1@AT=0,1@END")
+    send(aeris.url, "@SAMPLE@MEASURE@SAMPLE_ID=S1@APPLICATION=20-60_2-minutes@END")
+    clock.advance(120.0)
+    assert "READY=no" in send(aeris.url, "@STATUS_REQUEST@UNIT=xrd@END")
+    assert (aeris.exchange_dir / "S1.xrdml").exists()
+    assert "is being measured" in send(aeris.url, "@SAMPLE@REMOVE@SAMPLE_ID=S1@END")
+    clock.advance(60.0)
+    assert "READY=yes" in send(aeris.url, "@STATUS_REQUEST@UNIT=xrd@END")
+    assert send(aeris.url, "@SAMPLE@REMOVE@SAMPLE_ID=S1@END").endswith("@normal@END")
+
+
+def test_a_named_program_runs_the_scan_it_names(aeris, clock):
+    aeris.settings.named_programs = {"phase-id-fast": "20-60_2-minutes"}
+    send(aeris.url, "@SAMPLE@ADD@APPLICATION=phase-id-fast@SAMPLE_ID=S1@AT=0,1@END")
+    reply = send(aeris.url, "@SAMPLE@MEASURE@SAMPLE_ID=S1@APPLICATION=phase-id-fast@END")
+    assert reply.endswith("@normal@END")
+    clock.advance(120.0)
+    assert "READY=yes" in send(aeris.url, "@STATUS_REQUEST@UNIT=xrd@END")
+    root = ET.parse(aeris.exchange_dir / "S1.xrdml").getroot()
+    axis = root.find(f".//{XRDML}positions[@axis='2Theta']")
+    assert float(axis.find(f"{XRDML}endPosition").text) == 60.0
+    assert "phase-id-fast" in root.find(f"{XRDML}comment").findtext(f"{XRDML}entry")

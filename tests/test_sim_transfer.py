@@ -265,3 +265,35 @@ def test_sim_block_with_faults_loads(write_yaml):
     )
     settings = TransferSimSettings.from_lab(load_lab(path), "robot")
     assert settings.move_time_s == 20 and settings.faults.busy
+
+
+def test_a_lost_reply_is_carried_out_then_the_connection_closes():
+    loop, url, emulator, registry, _ = serve(faults={"lose_replies": {"PREPARE": 1}})
+    try:
+        with pytest.raises(ConnectionResetError):
+            Line(url).ask(b"PREPARE S1 dopant=0.1\n")
+        client = Line(url)
+        assert client.until_idle() == (
+            b"OK STATE=idle TASK=prepare SAMPLE=S1 RESULT=done REMAINING=0\n"
+        )
+        assert registry.get("S1").composition.dopant == 0.1
+        assert client.ask(b"PREPARE S2\n") == b"OK PREPARING S2 ETA=600\n"  # only one lost
+        assert emulator.faults.lose_replies == {"PREPARE": 0}
+    finally:
+        loop.close()
+
+
+def test_lose_reply_in_the_sim_block_names_known_commands(write_yaml):
+    text = (
+        "name: lab\n"
+        "instruments:\n"
+        "  robot:\n"
+        "    kind: transfer\n"
+        "    connection: tcp://127.0.0.1:0\n"
+        "    sim: {faults: {lose_replies: {%s: 2}}}\n"
+    )
+    settings = TransferSimSettings.from_lab(load_lab(write_yaml(text % "MOVE")), "robot")
+    assert settings.faults.lose_replies == {"MOVE": 2}
+    assert TransferSimSettings().faults.lose_replies == {}
+    with pytest.raises(ConfigError, match=r"instruments\.robot\.sim\.faults\.lose_replies"):
+        TransferSimSettings.from_lab(load_lab(write_yaml(text % "FLY", "bad.yaml")), "robot")

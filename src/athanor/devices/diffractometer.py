@@ -19,8 +19,9 @@ class Diffractometer(Device):
     """A powder diffractometer that measures one sample per trigger.
 
     Set ``sample_id`` (and optionally ``slot`` and ``program``), then trigger: the device
-    registers the sample at its slot, runs the scan program, reads the pattern file and
-    signs the sample out of the slot again.
+    registers the sample at its slot, runs the scan program, reads the pattern file and,
+    once the instrument reports ready again, signs the sample out of the slot. Each step
+    is safe to repeat after a lost reply (see :class:`athanor.drivers.aeris.Aeris`).
     ``two_theta`` and ``counts`` are arrays described with shape and units.
 
     Parameters
