@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from athanor.cli import app
 from athanor.config import load_lab
 from athanor.simulators.lab import SimulatedLab
+from athanor.store import ExperimentState, Store
 
 ROOT = Path(__file__).parent.parent
 VARIANTS = ROOT / "lab_configs" / "sim_lab_variants.yaml"
@@ -53,3 +54,26 @@ def test_check_prints_each_lack_once_under_the_table(served):
     assert result.exit_code == 0, result.output
     assert "furnace2 lacks:" in result.output
     assert result.output.count("input range (registers 11, 12)") == 2  # furnace1, furnace3
+
+
+@pytest.mark.slow
+def test_a_campaign_on_the_variants_lab_analyses_every_experiment(tmp_path):
+    lab = yaml.safe_load(VARIANTS.read_text())
+    lab["clock"]["time_scale"] = 10_000
+    lab["instruments"]["xrd"]["exchange_dir"] = str(tmp_path / "xrd")
+    lab["instruments"]["uvvis"]["sim"]["firmware"]["pace_baud"] = 115200  # 0.4 s a spectrum
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
+    campaign.update(name="variants", lab="lab.yaml", initial_experiments=4)
+    campaign["budget"] = {"max_experiments": 6}
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    db = tmp_path / "lab.db"
+    result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
+    assert result.exit_code == 0, result.output
+    experiments = Store(db).experiments("variants")
+    assert len(experiments) == 6
+    assert all(e.state == ExperimentState.ANALYSED for e in experiments), [
+        (e.furnace, e.reason) for e in experiments
+    ]
+    assert {"furnace2", "furnace4"} & {e.furnace for e in experiments}  # host-stepped ones
