@@ -68,7 +68,8 @@ def _recipes(truth, rng, n):
 
 
 def _mixtures(rng, n, scales):
-    from athanor.simulators.world import PHASES, OpticalProperties, PhaseState
+    from athanor.phases import PHASES
+    from athanor.simulators.world import OpticalProperties, PhaseState
 
     for _ in range(n):
         present = rng.random(len(PHASES)) < 0.6

@@ -12,7 +12,7 @@ from pymodbus.client import ModbusTcpClient
 
 from athanor.clock import ManualClock, ScaledClock
 from athanor.drivers.eurotherm import Eurotherm
-from athanor.drivers.profile import Dwell, Ramp
+from athanor.profile import Dwell, Ramp
 from athanor.simulators.eurotherm import EurothermEmulator
 from athanor.simulators.hosting import BackgroundLoop
 from benchmarks.common import median, percentile, table, time_calls

@@ -12,8 +12,9 @@ from benchmarks.common import median, percentile, table, time_calls
 
 
 def main(quick: bool) -> None:
+    from athanor.phases import PHASES
     from athanor.simulators import xrd_pattern as xp
-    from athanor.simulators.world import PHASES, PhaseState
+    from athanor.simulators.world import PhaseState
 
     sim = xp.PatternSimulator(seed=1)
     sim.warm()

@@ -47,7 +47,7 @@ from athanor.drivers.errors import (
     Unsupported,
 )
 from athanor.drivers.modbus_link import AddressAbsent, ModbusLink, close_link, open_link
-from athanor.drivers.profile import Dwell, Ramp, Segment
+from athanor.profile import Dwell, Ramp, Segment
 
 Model = Literal["eurotherm3216", "eurotherm2416"]
 Mode = Literal["auto", "manual", "standby"]

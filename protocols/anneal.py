@@ -9,8 +9,8 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import Msg
 
+from athanor import profile
 from athanor.devices.furnace import Furnace
-from athanor.drivers import profile
 
 
 def anneal(

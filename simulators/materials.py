@@ -50,7 +50,7 @@ Use::
     truth.evaluate({"temperature_c": 1000, "dwell_h": 4, ...})             # ideal anneal
     truth.optimum()                                                        # best recipe
 
-Weight fractions and crystallite sizes use the phase names of :data:`world.PHASES`.
+Weight fractions and crystallite sizes use the phase names of :data:`athanor.phases.PHASES`.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy.optimize import minimize
 
+from athanor.phases import PHASES
 from athanor.schema import StrictModel
-from athanor.simulators.world import PHASES, OpticalProperties, PhaseState
+from athanor.simulators.world import OpticalProperties, PhaseState
 
 R_KJ = 8.314462618e-3  # kJ/(mol K)
 KELVIN = 273.15

@@ -11,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-# Phase names shared by the ground truth, the pattern simulator and the analysis.
-PHASES = ("BaCO3", "TiO2", "Ba2TiO4", "BaTiO3")
-
 
 @dataclass(frozen=True)
 class PhaseState:

@@ -41,8 +41,9 @@ from importlib import resources
 import numpy as np
 from scipy import fft as sp_fft
 
+from athanor.phases import PHASES, structure_path
 from athanor.powder import pseudo_voigt_parameters
-from athanor.simulators.world import PHASES, PhaseState
+from athanor.simulators.world import PhaseState
 
 CU_KA1 = 1.54056  # Å
 CU_KA2 = 1.54439  # Å
@@ -174,13 +175,6 @@ class PhaseData:
     mass_attenuation: float  # cm²/g for Cu Kα
 
 
-def structure_path(phase: str):
-    """The CIF of ``phase`` shipped with the simulators."""
-    if phase not in PHASES:
-        raise ValueError(f"unknown phase {phase!r}; known phases: {', '.join(PHASES)}")
-    return resources.files("athanor.simulators") / "structures" / f"{phase}.cif"
-
-
 _crystal_lock = threading.Lock()
 
 
@@ -287,7 +281,7 @@ def reference_reflections(
     Parameters
     ----------
     phase
-        One of :data:`~athanor.simulators.world.PHASES`.
+        One of :data:`~athanor.phases.PHASES`.
     wavelength
         Å; Cu Kα1 by default.
     lattice_scale

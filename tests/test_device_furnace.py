@@ -9,10 +9,10 @@ from bluesky.plans import count
 from bluesky.utils import FailedStatus
 from event_model import DocumentNames, schema_validators
 
+from athanor import profile
 from athanor.clock import ManualClock, ScaledClock
 from athanor.config import FurnaceLimits
 from athanor.devices.furnace import Furnace, MoveInterrupted
-from athanor.drivers import profile
 from athanor.drivers.errors import InstrumentFault, LimitError
 from athanor.drivers.eurotherm import Eurotherm
 from athanor.simulators.eurotherm import EurothermEmulator

@@ -15,7 +15,7 @@ from athanor.drivers.errors import (
     ProtocolError,
 )
 from athanor.drivers.eurotherm import Eurotherm
-from athanor.drivers.profile import Dwell, Ramp, Step
+from athanor.profile import Dwell, Ramp, Step
 from athanor.simulators.eurotherm import EurothermEmulator, ModbusLine
 
 TRANSPORTS = ["modbus-tcp://127.0.0.1:0", "socket://127.0.0.1:0", "pty://"]

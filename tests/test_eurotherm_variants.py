@@ -13,12 +13,12 @@ import pytest
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 
+from athanor import profile
 from athanor.config import FurnaceLimits
 from athanor.devices.furnace import Furnace
-from athanor.drivers import profile
 from athanor.drivers.errors import InstrumentFault, NotSafe, ProtocolError, Unsupported
 from athanor.drivers.eurotherm import PV, Eurotherm
-from athanor.drivers.profile import Dwell, Ramp
+from athanor.profile import Dwell, Ramp
 from athanor.simulators.eurotherm import EurothermEmulator
 
 PROGRAMMER_REGISTERS = {22, 23, 36, 56, 58, 321, 328, 1280}

@@ -5,6 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from athanor.config import ConfigError, load_lab
+from athanor.phases import PHASES
 from athanor.simulators.materials import (
     RECIPE_SPACE,
     AnnealProgram,
@@ -15,7 +16,6 @@ from athanor.simulators.materials import (
     ReactionState,
     bowing,
 )
-from athanor.simulators.world import PHASES
 
 TRUTH = MaterialsTruth()
 PURE = Batch(ba_ti_ratio=1.0, dopant=0.0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from athanor.simulators.world import PHASES, PhaseState
+from athanor.phases import PHASES
+from athanor.simulators.world import PhaseState
 from athanor.simulators.xrd_pattern import (
     CU_KA1,
     CU_KA2,

@@ -16,12 +16,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from athanor.analysis.outcomes import AnalysisError
+from athanor.phases import PHASES, structure_path
 
 CU_KA1 = 1.54056  # Å
 CU_KA2 = 1.54439  # Å
@@ -101,11 +101,8 @@ def lorentz_polarisation(two_theta: np.ndarray) -> np.ndarray:
 
 
 def default_cif_paths() -> dict[str, Path]:
-    """The CIFs of the simulated lab's phases (shipped in ``athanor.simulators``)."""
-    from athanor.simulators.world import PHASES
-
-    folder = resources.files("athanor.simulators") / "structures"
-    return {phase: Path(str(folder / f"{phase}.cif")) for phase in PHASES}
+    """The CIFs of the lab's phases (shipped in ``athanor``, :mod:`athanor.phases`)."""
+    return {phase: Path(str(structure_path(phase))) for phase in PHASES}
 
 
 def load_references(cifs: Mapping[str, str | Path] | None = None) -> ReferenceSet:

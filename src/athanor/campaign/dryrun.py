@@ -18,12 +18,12 @@ from bluesky.simulators import RunEngineSimulator
 from bluesky.utils import Msg
 from ophyd.status import Status
 
+from athanor import profile
 from athanor.clock import ManualClock
 from athanor.config import LabConfig, SimulationConfig
 from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
 from athanor.devices.transfer import Move, Prepare, SampleTransfer
-from athanor.drivers import profile
 from athanor.lab import Lab
 from athanor.protocols.context import ExperimentContext
 from athanor.protocols.registry import check_arguments, resolve

@@ -11,13 +11,13 @@ from ophyd import Component as Cpt
 from ophyd import Device, Kind
 from ophyd.status import Status
 
+from athanor import profile
 from athanor.clock import Clock, Deadline
 from athanor.config import FurnaceLimits
 from athanor.devices.signals import InstrumentSignal, ValueSignal
-from athanor.drivers import profile
 from athanor.drivers.errors import InstrumentTimeout
 from athanor.drivers.eurotherm import Eurotherm, Reading
-from athanor.drivers.profile import Dwell, Ramp, Segment
+from athanor.profile import Dwell, Ramp, Segment
 
 T = TypeVar("T")
 SETPOINT_ARRIVED = 0.5  # °C: the working setpoint has reached a segment's target
