@@ -11,6 +11,7 @@ from bluesky.utils import Msg
 
 from athanor import profile
 from athanor.devices.furnace import Furnace
+from athanor.protocols.contract import Stage, stage_md
 
 
 def anneal(
@@ -58,6 +59,7 @@ def anneal(
     furnace.check(segments)  # refuse before the run opens
     _md = {
         "plan_name": "anneal",
+        **stage_md(Stage.ANNEAL),
         "plan_args": {
             "furnace": furnace.name,
             "temperature": temperature,

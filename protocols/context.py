@@ -13,6 +13,7 @@ from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
 from athanor.devices.spectrometer import Spectrometer
 from athanor.devices.transfer import SampleTransfer
+from athanor.protocols.contract import holder_id
 from athanor.resources import ResourceGate, ResourcePool
 
 
@@ -39,7 +40,7 @@ class ExperimentContext:
 
     @property
     def holder(self) -> str:
-        return f"{self.campaign}#{self.number}"
+        return holder_id(self.campaign, self.number)
 
     def md(self, **more: Any) -> dict[str, Any]:
         """Start-document metadata that ties a run to this campaign, experiment and sample."""

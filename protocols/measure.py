@@ -11,6 +11,7 @@ from bluesky.utils import Msg
 
 from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.spectrometer import Spectrometer
+from athanor.protocols.contract import Stage, stage_md
 
 PlanFactory = Callable[[], Generator[Msg, Any, Any]]
 
@@ -44,6 +45,7 @@ def measure_xrd(
         raise ValueError("measure_xrd: sample_id must not be empty")
     _md = {
         "plan_name": "measure_xrd",
+        **stage_md(Stage.XRD),
         "plan_args": {"diffractometer": diffractometer.name, "sample_id": sample_id,
                       "program": program},
         "detectors": [diffractometer.name],
@@ -101,6 +103,7 @@ def measure_spectrum(
         raise ValueError(f"measure_spectrum: averages must be >= 1, got {averages}")
     _md = {
         "plan_name": "measure_spectrum",
+        **stage_md(Stage.SPECTRUM),
         "plan_args": {"spectrometer": spectrometer.name, "sample_id": sample_id,
                       "integration_time": integration_time, "averages": averages},
         "detectors": [spectrometer.name],

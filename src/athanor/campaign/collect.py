@@ -13,14 +13,15 @@ import numpy as np
 
 from athanor.analysis import Measurement
 from athanor.analysis.spectra import Spectrum
+from athanor.protocols.contract import Stage, stage_of
 
 
 @dataclass
 class RunData:
-    """One run's plan name, start document and the events of each stream."""
+    """One run's stage (:mod:`athanor.protocols.contract`), start document and events."""
 
     uid: str
-    plan_name: str
+    stage: Stage | None
     start: dict[str, Any]
     streams: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     configuration: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class Collector:
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
-            self.runs.append(RunData(doc["uid"], doc.get("plan_name", ""), doc))
+            self.runs.append(RunData(doc["uid"], stage_of(doc), doc))
         elif name == "descriptor":
             run = next(r for r in reversed(self.runs) if r.uid == doc["run_start"])
             stream = doc.get("name", "primary")
@@ -55,14 +56,14 @@ class Collector:
                 if run.uid == doc["run_start"]:
                     run.exit_status = doc.get("exit_status")
 
-    def last(self, plan_name: str) -> RunData | None:
-        return next((r for r in reversed(self.runs) if r.plan_name == plan_name), None)
+    def last(self, stage: Stage) -> RunData | None:
+        return next((r for r in reversed(self.runs) if r.stage == stage), None)
 
 
 def measurements(collector: Collector) -> list[Measurement]:
     """The XRD pattern and the transmission spectra of an experiment's runs."""
     found: list[Measurement] = []
-    xrd = collector.last("measure_xrd")
+    xrd = collector.last(Stage.XRD)
     if xrd is not None and xrd.streams.get("primary"):
         event = xrd.streams["primary"][-1]
         device = xrd.start["detectors"][0]
@@ -77,7 +78,7 @@ def measurements(collector: Collector) -> list[Measurement]:
                 source=xrd.uid,
             )
         )
-    spectra = collector.last("measure_spectrum")
+    spectra = collector.last(Stage.SPECTRUM)
     if spectra is not None and {"dark", "reference", "primary"} <= set(spectra.streams):
         device = spectra.start["detectors"][0]
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from athanor.campaign.collect import Collector
 from athanor.campaign.display import format_recipe
 from athanor.config import CampaignConfig, LabConfig
+from athanor.protocols.contract import Stage
 from athanor.store import Experiment, ExperimentState, Store
 
 S = ExperimentState
@@ -101,7 +102,7 @@ def measurement_plots(store: Store, experiment: Experiment) -> tuple[str, str] |
     collector = Collector()
     for run in store.runs(experiment.campaign, experiment.id):
         store.replay(run.uid, collector)
-    xrd, spectra = collector.last("measure_xrd"), collector.last("measure_spectrum")
+    xrd, spectra = collector.last(Stage.XRD), collector.last(Stage.SPECTRUM)
     if xrd is None or spectra is None or not xrd.streams.get("primary"):
         return None
     device = xrd.start["detectors"][0]

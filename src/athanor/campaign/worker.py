@@ -19,10 +19,9 @@ from bluesky import RunEngine
 from bluesky.utils import Msg, RunEngineInterrupted
 
 from athanor.campaign.collect import Collector
+from athanor.protocols.contract import STATE_AT_STAGE, stage_of
 
 Command = Literal["resume", "stop", "abort"]
-#: Which plan's start document moves an experiment to which state.
-STATE_OF_PLAN = {"anneal": "running", "measure_xrd": "measuring"}
 
 
 class OperatorStop(Exception):
@@ -66,8 +65,9 @@ class ExperimentWorker(threading.Thread):
         self._ready = threading.Event()
 
     def _watch(self, name: str, doc: dict[str, Any]) -> None:
-        if name == "start" and doc.get("plan_name") in STATE_OF_PLAN:
-            self.events.put(Event("state", self.experiment_id, STATE_OF_PLAN[doc["plan_name"]]))
+        stage = stage_of(doc) if name == "start" else None
+        if stage is not None:
+            self.events.put(Event("state", self.experiment_id, STATE_AT_STAGE[stage]))
 
     def run(self) -> None:
         self.RE = RE = RunEngine({}, context_managers=[])
