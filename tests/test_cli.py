@@ -1,14 +1,20 @@
+import ctypes
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from test_campaign import write_campaign
 from typer.testing import CliRunner
 
 from athanor import __version__
 from athanor.cli import app
+from athanor.store import Store
 
 runner = CliRunner()
 ROOT = Path(__file__).parent.parent
+PR_CAPBSET_DROP = 24  # linux/prctl.h
 
 
 def test_help_lists_the_command_groups():
@@ -53,3 +59,67 @@ def test_sim_validate_lists_instruments():
     result = runner.invoke(app, ["sim", "validate", str(ROOT / "lab_configs" / "sim_lab.yaml")])
     assert result.exit_code == 0, result.output
     assert "furnace1" in result.output and "xrd" in result.output
+
+
+NEEDS_A_DATABASE = [["status"], ["report", "mini"], ["resume", "mini"], ["analyse", "mini"]]
+
+
+@pytest.mark.parametrize("command", NEEDS_A_DATABASE, ids=" ".join)
+def test_a_mistyped_db_is_refused_and_nothing_is_created(tmp_path, command):
+    db = tmp_path / "typo" / "lab.db"
+    result = runner.invoke(app, [*command, "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert (
+        f"no database at {db}; 'athanor run CAMPAIGN.yaml --db {db}' creates one" in result.output
+    )
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("command", [*NEEDS_A_DATABASE, ["run", "CAMPAIGN"]], ids=" ".join)
+def test_a_db_that_is_not_a_database_is_a_one_line_error_naming_it(tmp_path, command):
+    campaign = str(write_campaign(tmp_path))
+    db = tmp_path / "notes.txt"
+    db.write_text("shopping: BaCO3, TiO2\n")
+    args = [campaign if arg == "CAMPAIGN" else arg for arg in command]
+    result = runner.invoke(app, [*args, "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot use {db} as an athanor database: file is not a database" in result.output
+    assert db.read_text() == "shopping: BaCO3, TiO2\n"
+
+
+def test_run_names_a_folder_for_its_database_that_it_cannot_make(tmp_path):
+    path = write_campaign(tmp_path)
+    (tmp_path / "runs").write_text("a file, not a folder\n")
+    db = tmp_path / "runs" / "demo" / "lab.db"
+    result = runner.invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
+    assert result.exit_code == 2, result.output
+    assert f"cannot make the folder {db.parent} for the database: Not a directory" in result.output
+
+
+def drop_root_override() -> None:
+    """In a child process: even root then obeys file permissions (no CAP_DAC_OVERRIDE,
+    no CAP_DAC_READ_SEARCH), as any other user does."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_status_reads_a_database_its_user_may_not_write(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    store = Store(folder / "lab.db")
+    store.create_campaign("mini", config={}, lab={})
+    store.close()
+    (folder / "lab.db").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        result = subprocess.run(
+            [Path(sys.executable).parent / "athanor", "status", "--db", str(folder / "lab.db")],
+            capture_output=True, text=True, check=False,
+            preexec_fn=drop_root_override if os.geteuid() == 0 else None,
+        )  # fmt: skip
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert "mini" in result.stdout and "created" in result.stdout

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -13,6 +14,10 @@ from rich.table import Table
 
 from athanor import __version__
 from athanor.config import ConfigError, LabConfig
+
+if TYPE_CHECKING:
+    from athanor.store import Store
+    from athanor.store.database import Mode
 
 console = Console()
 err_console = Console(stderr=True)
@@ -138,13 +143,21 @@ def run(
     approve: ApproveOption = False,
     live: LiveOption = True,
 ) -> None:
-    """Run an autonomous campaign (Ctrl-C pauses safely and asks what to do)."""
+    """Run an autonomous campaign (Ctrl-C pauses safely and asks what to do).
+
+    SIGTERM stops it as 'stop' does, without asking, and exits 143; a crash is recorded
+    as such and exits 1. 'athanor resume' continues after either.
+    """
     from athanor.campaign.session import load_for_run
+    from athanor.store.database import sqlite_path
 
     try:
         config, lab_config = load_for_run(campaign, lab)
     except ConfigError as exc:
         fail(str(exc))
+    path = sqlite_path(db)
+    if path is not None and not path.parent.is_dir():
+        console.print(f"[cyan]new folder:[/] {path.parent} (for the database {path.name})")
     _run(config, lab_config, db, approve=approve, live=live, new=True)
 
 
@@ -167,35 +180,63 @@ def resume(
 
 
 def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, new: bool) -> None:
-    from athanor.campaign.operator import Operator, pause_on_interrupt
+    """Run a campaign, new or resumed. Exits 1 when it crashed, 143 after a SIGTERM."""
+    from athanor.campaign.operator import Operator
     from athanor.campaign.runner import CampaignRunner
     from athanor.campaign.session import open_session
     from athanor.drivers.errors import DriverError
     from athanor.store import StoreError
 
     operator = Operator(console, live=live)
-    try:
-        with open_session(config, lab_config, db) as session:
-            runner = CampaignRunner(
-                config, session.lab, session.store,
-                approve=operator.approve if approve else None,
-                decide=operator.decide, on_progress=operator.progress,
-            )  # fmt: skip
-            if new:
-                for note in runner.start(session.lab_config):
-                    console.print(f"[cyan]start:[/] {note}")
-            else:
-                for note in runner.recover():
-                    console.print(f"[yellow]resume:[/] {note}")
-            with pause_on_interrupt(runner):
-                summary = operator.run(runner, runner.run)
-            _print_summary(summary, session)
-    except (ConfigError, StoreError, DriverError) as exc:
-        fail(str(exc))
+    with operator.signals():
+        try:
+            with open_session(config, lab_config, db, new=new) as session:
+                runner = operator.runner = CampaignRunner(
+                    config, session.lab, session.store,
+                    approve=operator.approve if approve else None,
+                    decide=operator.decide, on_progress=operator.progress,
+                    notify=operator.note,
+                )  # fmt: skip
+                if new:
+                    for note in runner.start(session.lab_config):
+                        console.print(f"[cyan]start:[/] {note}")
+                else:
+                    for note in runner.recover():
+                        console.print(f"[yellow]resume:[/] {note}")
+                try:
+                    summary = operator.run(runner, runner.run)
+                except Exception as exc:
+                    _crashed(config.name, db, exc)
+                _print_summary(summary, session)
+        except (ConfigError, StoreError, DriverError) as exc:
+            fail(str(exc))
+    if operator.terminated:
+        console.print(
+            f"terminated (SIGTERM): campaign {config.name!r} stopped, every furnace in its "
+            f"safe state; 'athanor resume {config.name} --db {db}' continues it",
+            highlight=False,
+        )
+        raise typer.Exit(128 + signal.SIGTERM)
+
+
+def _crashed(name: str, db: str, exc: Exception) -> NoReturn:
+    """Say why a campaign crashed in one line (with the traceback only for a bug)."""
+    from athanor.campaign.errors import explain
+    from athanor.drivers.errors import DriverError
+    from athanor.planner.encoding import PlannerError
+    from athanor.store import StoreError
+
+    if not isinstance(exc, ConfigError | DriverError | PlannerError | StoreError):
+        err_console.print_exception()
+    fail(
+        f"campaign {name!r} crashed: {explain(exc)}. Every furnace was put in its safe "
+        f"state; 'athanor resume {name} --db {db}' recovers the experiments in flight.",
+        code=1,
+    )
 
 
 def _print_summary(summary: dict[str, Any], session: Any) -> None:
-    counts = ", ".join(f"{v} {k}" for k, v in summary["counts"].items())
+    counts = ", ".join(f"{v} {k}" for k, v in summary["counts"].items()) or "no experiments"
     console.print(
         f"[bold]{summary['campaign']}[/]: {counts}; {summary['lab_hours']:.1f} lab hours "
         f"in {summary['wall_seconds']:.0f} wall seconds"
@@ -217,12 +258,20 @@ def _recipe(params: dict[str, Any]) -> str:
     )
 
 
+def _open_store(db: str, mode: Mode) -> Store:
+    """The store at ``db`` for a command that only reads it or writes an existing one."""
+    from athanor.store import Store, StoreError
+
+    try:
+        return Store(db, mode)
+    except StoreError as exc:
+        fail(str(exc))
+
+
 @app.command()
 def status(db: DbOption = "athanor.db") -> None:
     """Show the campaigns in the store and where each stands."""
-    from athanor.store import Store
-
-    store = Store(db)
+    store = _open_store(db, "read")
     try:
         campaigns = store.campaigns()
         if not campaigns:
@@ -252,9 +301,9 @@ def report(
 ) -> None:
     """Write an HTML report of a campaign: progress, coverage, best samples, utilisation."""
     from athanor.campaign.report import write_report
-    from athanor.store import Store, StoreError
+    from athanor.store import StoreError
 
-    store = Store(db)
+    store = _open_store(db, "read")
     try:
         path = write_report(store, campaign, out or Path(f"{campaign}-report.html"))
     except StoreError as exc:
@@ -277,11 +326,11 @@ def analyse(
     """Re-analyse a campaign's stored measurements with another method or parameters."""
     from athanor.analysis import METHODS, AnalysisError
     from athanor.campaign.reanalysis import reanalyse_campaign
-    from athanor.store import Store, StoreError
+    from athanor.store import StoreError
 
     if method not in METHODS:
         fail(f"--method {method!r} is not an analysis method; methods: {', '.join(METHODS)}")
-    store = Store(db)
+    store = _open_store(db, "read" if dry_run else "write")
     try:
         changes = reanalyse_campaign(store, campaign, method, record=not dry_run)
     except (StoreError, AnalysisError) as exc:
@@ -315,7 +364,6 @@ def sim_serve(
     Prints each instrument's real connection (port, pty path); with ``--write-lab`` also
     writes a lab config that ``athanor check`` and ``athanor run --lab`` can use.
     """
-    import signal
     import threading
 
     import yaml

@@ -1,4 +1,8 @@
-"""Running a campaign in front of an operator: live display, Ctrl-C to pause, approvals."""
+"""Running a campaign in front of an operator: live display, Ctrl-C to pause, approvals.
+
+SIGTERM (``timeout``, systemd, ``docker stop``) stops the campaign without asking, as the
+operator's stop does; a prompt with no answer coming (the input closed) does the same.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +17,8 @@ from rich.live import Live
 from rich.prompt import Prompt
 
 from athanor.campaign.display import render
-from athanor.campaign.runner import CampaignRunner, Decision, Progress
+from athanor.campaign.runner import CampaignRunner, Decision, Progress, StopCampaign
 from athanor.planner.planner import Suggestion
-
-
-@contextmanager
-def pause_on_interrupt(runner: CampaignRunner) -> Iterator[None]:
-    """Ctrl-C asks the runner to pause instead of killing the process (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda *_: runner.request_pause())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class Operator:
@@ -39,7 +29,57 @@ class Operator:
         self.live: Live | None = (
             Live(console=console, refresh_per_second=4, transient=False) if live else None
         )
-        self._last_print = 0.0
+        self.runner: CampaignRunner | None = None  # the campaign the signals go to
+        self.terminated = False  # a SIGTERM came
+        self._asking = False
+
+    @contextmanager
+    def signals(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM for as long as the command runs (main thread only).
+
+        Once :attr:`runner` is set, SIGINT asks it to pause and SIGTERM to stop; a
+        repeated signal only repeats the request, so nothing cuts the stop short. Before
+        that nothing has moved: SIGINT interrupts and SIGTERM exits, as by default.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handlers = {signal.SIGINT: self._interrupt, signal.SIGTERM: self._terminate}
+        previous = {signum: signal.signal(signum, h) for signum, h in handlers.items()}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _interrupt(self, signum: int, _frame: object) -> None:
+        if self.runner is None:
+            raise KeyboardInterrupt
+        self.runner.request_pause()
+
+    def _terminate(self, signum: int, _frame: object) -> None:
+        self.terminated = True
+        if self.runner is None:
+            raise SystemExit(128 + signum)
+        self.runner.request_stop("terminated (SIGTERM)")
+        if self._asking:  # the prompt would wait for ever
+            raise StopCampaign("terminated (SIGTERM)")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[yellow]note:[/] {text}", highlight=False)
+
+    def _ask(self, question: str, **options: Any) -> str:
+        """The operator's answer; StopCampaign when none can come (input closed, SIGTERM)."""
+        try:
+            self._asking = True
+            if self.terminated:  # it came just before the prompt
+                raise StopCampaign("terminated (SIGTERM)")
+            return Prompt.ask(question, console=self.console, **options)
+        except EOFError:
+            self.console.print()  # end the prompt's line
+            raise StopCampaign("no answer (the input is closed)") from None
+        finally:
+            self._asking = False
 
     def progress(self, progress: Progress) -> None:
         if self.live is not None:
@@ -63,10 +103,7 @@ class Operator:
                 "resume: carry on · stop: end the campaign (resume it later) · "
                 "abort: end it now"
             )
-            answer = Prompt.ask(
-                "what now", choices=["resume", "stop", "abort"], default="resume",
-                console=self.console,
-            )  # fmt: skip
+            answer = self._ask("what now", choices=["resume", "stop", "abort"], default="resume")
         return answer  # type: ignore[return-value]
 
     def approve(self, suggestion: Suggestion) -> dict[str, Any] | None:
@@ -78,17 +115,16 @@ class Operator:
             )
             for key, value in suggestion.params.items():
                 self.console.print(f"  {key} = {value}")
-            answer = Prompt.ask(
-                "accept, edit or reject", choices=["accept", "edit", "reject"],
-                default="accept", console=self.console,
-            )  # fmt: skip
+            answer = self._ask(
+                "accept, edit or reject", choices=["accept", "edit", "reject"], default="accept"
+            )
             if answer == "reject":
                 return None
             if answer == "accept":
                 return suggestion.params
             edited = dict(suggestion.params)
             for key, value in suggestion.params.items():
-                text = Prompt.ask(f"  {key}", default=str(value), console=self.console)
+                text = self._ask(f"  {key}", default=str(value))
                 edited[key] = type(value)(text) if isinstance(value, int | float) else text
             return edited
 

@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +32,14 @@ S = ExperimentState
 Decision = Literal["resume", "stop", "abort"]
 #: An operator's verdict on a proposal: run it, run these edited parameters, or skip it.
 Approval = Callable[[Suggestion], dict[str, Any] | None]
+#: Wall seconds the scheduler waits for experiments to pause, to end after a stop or
+#: abort, and for a proposal in progress; what is still going then is named in a note.
+STOP_WAIT = 30.0
+
+
+class StopCampaign(Exception):
+    """No answer will come (the input is closed, a SIGTERM came): ``approve`` and
+    ``decide`` raise this, and the campaign stops as on the operator's stop."""
 
 
 @dataclass
@@ -65,6 +73,9 @@ class CampaignRunner:
         Called after a pause (Ctrl-C) to choose resume, stop or abort.
     on_progress
         Called with a :class:`Progress` whenever something changes.
+    notify
+        Called with each note for the operator (a stop without asking, what did not end
+        in time, a furnace that could not be made safe).
     synchronous
         Start experiments only in whole batches (one per furnace) once the previous
         batch has finished: the classic batch schedule, kept as a baseline.
@@ -79,12 +90,14 @@ class CampaignRunner:
         approve: Approval | None = None,
         decide: Callable[[], Decision] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        notify: Callable[[str], None] | None = None,
         synchronous: bool = False,
     ) -> None:
         self.config, self.lab, self.store = config, lab, store
         self.clock = lab.clock
         self.approve, self.decide = approve, decide or (lambda: "stop")
         self.on_progress = on_progress
+        self.notify = notify or (lambda note: None)
         self.synchronous = synchronous
         # Proposals come from a thread of their own, except when an operator approves
         # each one or batches are synchronous.
@@ -125,7 +138,8 @@ class CampaignRunner:
         self.planner: Planner
         self.ingested: list[int] = []
         self._pause_requested = False
-        self._stopping = False
+        self._stop_reason: str | None = None  # why the campaign stops without asking
+        self._stopping: Literal["stop", "abort"] | None = None
         self._started_wall = time.monotonic()
         self._lab_start = self.clock.now()
         self._lab_before = 0.0
@@ -183,37 +197,45 @@ class CampaignRunner:
                     "anneal; it starts again with a new sample"
                 )
         for exp in self.store.experiments(self.config.name, [S.RUNNING, S.MEASURING]):
-            assert exp.id is not None
             reason = f"interrupted while {exp.state} (campaign stopped or crashed)"
-            self._finish(exp, S.ABANDONED, reason, planner_status="abandoned")
-            notes.append(f"experiment {exp.number}: {reason}; abandoned")
-            if self.config.on_interrupt == "requeue":
-                again = self.store.add_experiment(
-                    self.config.name, exp.params,
-                    {"model": "requeued", "requeued_from": exp.number},
-                    lab_time=self.clock.now(),
-                )  # fmt: skip
-                notes.append(f"experiment {again.number}: queued again with its parameters")
+            notes += self._interrupted(exp, reason)
         self.store.update_campaign(self.config.name, status="running")
+        return notes
+
+    def _interrupted(self, experiment: Experiment, reason: str) -> list[str]:
+        """Abandon an experiment cut short and, by ``on_interrupt``, queue its parameters
+        again as a new experiment; returns notes on what was done."""
+        self._finish(experiment, S.ABANDONED, reason, planner_status="abandoned")
+        notes = [f"experiment {experiment.number}: {reason}; abandoned"]
+        if self.config.on_interrupt == "requeue":
+            again = self.store.add_experiment(
+                self.config.name, experiment.params,
+                {"model": "requeued", "requeued_from": experiment.number},
+                lab_time=self.clock.now(),
+            )  # fmt: skip
+            notes.append(f"experiment {again.number}: queued again with its parameters")
         return notes
 
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
-        """Run until the budget is spent or a stopping rule fires; returns a summary."""
+        """Run until the budget is spent, a stopping rule fires or the operator ends it;
+        returns a summary.
+
+        The campaign's status becomes ``finished``, ``stopped`` or ``aborted``; when an
+        exception escapes, ``crashed``: the experiments in flight are paused where they
+        are and left for :meth:`recover`, as after a kill. Every furnace is made safe.
+        """
         self.store.update_campaign(self.config.name, status="running")
-        status = "finished"
+        status = "crashed"
         proposer = None
         if not self._inline_proposals:
             proposer = threading.Thread(target=self._proposer, name="proposer", daemon=True)
             proposer.start()
         try:
             while True:
-                if self._pause_requested:
-                    decision = self._pause()
-                    if decision != "resume":
-                        status = "stopped" if decision == "stop" else "aborted"
-                        break
+                if self._pause_requested and self._pause() != "resume":
+                    break
                 with self._orchestrating():
                     if not self._stopping:
                         self._start_what_fits()
@@ -231,16 +253,21 @@ class CampaignRunner:
                 self._report()
             self._closing.set()
             if proposer is not None:
-                proposer.join()
-            if status != "stopped":  # a stopped campaign resumes with its queue
+                proposer.join(STOP_WAIT)
+                if proposer.is_alive():
+                    self.notify(f"the planner did not finish a proposal within {STOP_WAIT:g} s")
+            if self._stopping != "stop":  # a stopped campaign resumes with its queue
                 self._abandon_unstarted(
                     "the operator aborted the campaign before it started"
-                    if status == "aborted"
+                    if self._stopping == "abort"
                     else "the campaign ended (budget or stopping rule) before it started"
                 )
+            status = {"stop": "stopped", "abort": "aborted", None: "finished"}[self._stopping]
         finally:
             self._closing.set()
-            self.lab.safe()
+            if status == "crashed":
+                self._pause_workers()
+            self._make_safe()
             self._save_lab_time()
             self.store.update_campaign(self.config.name, status=status)
         return self.summary()
@@ -262,6 +289,12 @@ class CampaignRunner:
 
     def request_pause(self) -> None:
         """Pause at the next chance (the Ctrl-C handler calls this)."""
+        self._pause_requested = True
+
+    def request_stop(self, reason: str) -> None:
+        """Stop at the next chance without asking, as on the operator's stop (the SIGTERM
+        handler calls this); ``reason`` is said in a note."""
+        self._stop_reason = self._stop_reason or reason
         self._pause_requested = True
 
     # ------------------------------------------------------------------ starting
@@ -359,7 +392,11 @@ class CampaignRunner:
         params: dict[str, Any] | None = suggestion.params
         decision = "accepted"
         if self.approve is not None:
-            params = self.approve(suggestion)
+            try:
+                params = self.approve(suggestion)
+            except StopCampaign as exc:  # nothing is stored: resume proposes again
+                self.request_stop(str(exc))
+                return None
             decision = (
                 "rejected"
                 if params is None
@@ -442,8 +479,7 @@ class CampaignRunner:
         if event.kind == "failed":
             reason = explain(event.error)
             if self._stopping:
-                self._finish(experiment, S.ABANDONED, f"stopped by the operator ({reason})",
-                             planner_status="abandoned")  # fmt: skip
+                self._cut_short(experiment, reason)
             else:
                 self._finish(experiment, S.FAILED, reason, planner_status="failed")
             return
@@ -457,6 +493,16 @@ class CampaignRunner:
         else:
             self._finish(experiment, S.ANALYSED, "", planner_status="completed",
                          outcomes=outcomes, rows=stored_outcomes(results))  # fmt: skip
+
+    def _cut_short(self, experiment: Experiment, why: str) -> None:
+        """End an experiment that the operator's stop or abort cut short; after a stop
+        its parameters run again (by ``on_interrupt``), as after a kill."""
+        if self._stopping == "stop":
+            for note in self._interrupted(experiment, f"stopped by the operator ({why})"):
+                self.notify(note)
+        else:
+            self._finish(experiment, S.ABANDONED, f"aborted by the operator ({why})",
+                         planner_status="abandoned")  # fmt: skip
 
     def _finish(
         self,
@@ -498,34 +544,65 @@ class CampaignRunner:
     def _pause(self) -> Decision:
         """Pause every experiment (furnaces go safe), ask the operator, carry it out."""
         self._pause_requested = False
-        for worker in self.workers.values():
-            worker.pause()
-        waiting = set(self.workers)
-        deadline = time.monotonic() + 30
-        while waiting and time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event.kind == "paused":
-                waiting.discard(event.experiment_id)
-            else:
-                self._handle(event)
-                waiting.discard(event.experiment_id)
-        self.lab.safe()
+        self._pause_workers()
+        for experiment_id in sorted(self._await(set(self.workers), "paused")):
+            number = self.store.experiment(experiment_id).number
+            self.notify(f"experiment {number} did not pause within {STOP_WAIT:g} s")
+        self._make_safe()
         self.store.update_campaign(self.config.name, status="paused")
-        decision = self.decide()
-        if decision != "resume":
-            self._stopping = True
+        decision = self._decide()
         self.store.update_campaign(
             self.config.name, status="running" if decision == "resume" else "stopping"
         )
         for worker in list(self.workers.values()):
             worker.command(decision)
-        if decision != "resume":
-            while self.workers:
-                self._handle(self.events.get())
+        if decision == "resume":
+            return decision
+        self._stopping = decision
+        for experiment_id in sorted(self._await(set(self.workers), "ended")):
+            del self.workers[experiment_id]  # what its plan still does is not recorded
+            experiment = self.store.experiment(experiment_id)
+            self.pool.release_all(f"{self.config.name}#{experiment.number}")
+            self._cut_short(experiment, f"its plan did not end within {STOP_WAIT:g} s")
         return decision
+
+    def _decide(self) -> Decision:
+        """The operator's choice; stop when a stop was asked for or no answer comes."""
+        try:
+            decision = "stop" if self._stop_reason else self.decide()
+        except StopCampaign as exc:
+            self.request_stop(str(exc))
+            decision = "stop"
+        if self._stop_reason is None or decision == "abort":
+            return decision
+        self.notify(f"{self._stop_reason}: stopping as on 'stop'; 'athanor resume' continues")
+        return "stop"
+
+    def _pause_workers(self) -> None:
+        """Ask every experiment's plan to pause (its devices go safe)."""
+        for worker in list(self.workers.values()):
+            with suppress(RuntimeError):  # its RunEngine stopped running just now
+                worker.pause()
+
+    def _await(self, waiting: set[int], until: Literal["paused", "ended"]) -> set[int]:
+        """Handle events until each experiment in ``waiting`` has paused (or ended), or
+        ended, for at most :data:`STOP_WAIT` wall seconds; returns those that did not."""
+        deadline = time.monotonic() + STOP_WAIT
+        while waiting and time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event.kind != "paused":
+                self._handle(event)
+            elif until == "paused":
+                waiting.discard(event.experiment_id)
+            waiting &= set(self.workers)
+        return waiting
+
+    def _make_safe(self) -> None:
+        for name, exc in self.lab.safe():
+            self.notify(f"{name}: could not be made safe: {exc}")
 
     # ------------------------------------------------------------------ reporting
 

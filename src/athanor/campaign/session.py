@@ -57,10 +57,13 @@ def check_campaign(config: CampaignConfig, lab_config: LabConfig) -> None:
 
 
 @contextmanager
-def open_session(config: CampaignConfig, lab_config: LabConfig, db: str) -> Iterator[Session]:
-    """Start the simulated lab if the lab is simulated, connect, open the store."""
+def open_session(
+    config: CampaignConfig, lab_config: LabConfig, db: str, *, new: bool = True
+) -> Iterator[Session]:
+    """Open the store (a new campaign may make it; a resumed one needs it), start the
+    simulated lab if the lab is simulated, connect."""
     with ExitStack() as stack:
-        store = Store(db)
+        store = Store(db, "create" if new else "write")
         stack.callback(store.close)
         sim = None
         clock = make_clock(lab_config.clock.time_scale)
@@ -78,7 +81,7 @@ def open_session(config: CampaignConfig, lab_config: LabConfig, db: str) -> Iter
 
 def stored_campaign(db: str, name: str) -> tuple[CampaignConfig, LabConfig]:
     """A campaign's config and lab as the store keeps them (for resume)."""
-    store = Store(db)
+    store = Store(db, "write")
     try:
         campaign = store.campaign(name)
     finally:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
 from athanor.store.models import (
@@ -29,6 +31,9 @@ from athanor.store.models import (
 )
 
 RowT = TypeVar("RowT", bound=SQLModel)
+#: How a command uses the store: may make a new database, writes an existing one, or
+#: only reads an existing one (a database it may not write is opened read-only).
+Mode = Literal["create", "write", "read"]
 
 
 class StoreError(Exception):
@@ -39,16 +44,40 @@ class TransitionError(StoreError):
     """An experiment state change that the state machine does not allow."""
 
 
+def sqlite_path(db: str | Path) -> Path | None:
+    """The SQLite file a ``--db`` names, or None for a URL."""
+    return None if "://" in str(db) else Path(db).expanduser()
+
+
 def database_url(db: str | Path) -> str:
     """A SQLAlchemy URL: URLs pass through, a plain path becomes a SQLite file."""
     text = str(db)
     if text.startswith("postgresql://"):  # SQLAlchemy's default would be psycopg2
         return "postgresql+psycopg://" + text.removeprefix("postgresql://")
-    if "://" in text:
-        return text
-    path = Path(text).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    path = sqlite_path(text)
+    return text if path is None else f"sqlite:///{path}"
+
+
+def _sqlite_file(path: Path, db: str | Path, mode: Mode) -> tuple[str, bool]:
+    """Check a SQLite file for ``mode`` (making its folder for ``create``); its URL and
+    whether it is opened read-only."""
+    if mode == "create":
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot make the folder {path.parent} for the database: {exc.strerror}"
+            ) from None
+    elif not path.is_file():
+        raise StoreError(
+            f"no database at {path}; 'athanor run CAMPAIGN.yaml --db {db}' creates one"
+        )
+    if mode == "read" and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        # Read it as it is; immutable when nobody has it open (no -shm), since a reader
+        # that may not write cannot make the shared-memory file a WAL database needs.
+        immutable = "" if Path(f"{path}-shm").exists() else "&immutable=1"
+        return f"sqlite:///file:{quote(str(path))}?mode=ro{immutable}&uri=true", True
+    return f"sqlite:///{path}", False
 
 
 def jsonable(value: Any) -> Any:
@@ -71,20 +100,36 @@ class Store:
     ----------
     db
         A SQLAlchemy URL (``postgresql://user@host/athanor``) or a SQLite file path.
+    mode
+        ``create`` (the default) makes the file, its folder and the tables if missing;
+        ``write`` and ``read`` want an existing database, and ``read`` opens one that
+        may not be written read-only. StoreError, naming the database, if it cannot be
+        used.
     """
 
-    def __init__(self, db: str | Path = "athanor.db") -> None:
+    def __init__(self, db: str | Path = "athanor.db", mode: Mode = "create") -> None:
         self.url = database_url(db)
-        sqlite = self.url.startswith("sqlite")
-        self.engine: Engine = create_engine(
-            self.url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {}
-        )
-        if sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        path = sqlite_path(db)
+        if path is None:
+            self.engine: Engine = create_engine(self.url)
+        else:
+            url, readonly = _sqlite_file(path, db, mode)
+            self.engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            if not readonly:  # a read-only connection cannot set its journal mode
+                event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            SQLModel.metadata.create_all(self.engine)
-        except OperationalError:  # another process (a running campaign) made them just now
-            SQLModel.metadata.create_all(self.engine)
+            if mode == "read":
+                with self.engine.connect() as connection:
+                    connection.exec_driver_sql("SELECT count(*) FROM campaign")
+            else:
+                _create_tables(self.engine)
+        except DatabaseError as exc:
+            self.engine.dispose()
+            raise StoreError(
+                f"cannot use {path or self.url} as an athanor database: {exc.orig}"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -455,6 +500,13 @@ class DocumentWriter:
         if descriptor in self._run_of_descriptor:
             return self._run_of_descriptor[descriptor]
         raise StoreError(f"cannot tell which run a {name!r} document belongs to")
+
+
+def _create_tables(engine: Engine) -> None:
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError:  # another process (a running campaign) made them just now
+        SQLModel.metadata.create_all(engine)
 
 
 def _get(session: Session, model: type[RowT], key: Any) -> RowT:

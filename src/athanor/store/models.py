@@ -48,7 +48,7 @@ TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
 
 class Campaign(SQLModel, table=True):
     name: str = Field(primary_key=True)
-    status: str = "created"  # created, running, paused, stopped, finished, aborted
+    status: str = "created"  # created, running, paused, stopping, stopped, finished, aborted, crashed
     config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     lab: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     seed: int = 0
