@@ -42,10 +42,17 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+# Layer rules: import-linter reads one package tree, so athanor.drivers, .protocols and
+# .simulators (installed from their own folders) are linked into one under build/layers.
+LAYERS := build/layers/athanor
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
+	@rm -rf $(LAYERS) && mkdir -p $(LAYERS)
+	@for f in src/athanor/*; do ln -s "$(CURDIR)/$$f" $(LAYERS)/; done
+	@for p in drivers protocols simulators; do ln -s "$(CURDIR)/$$p" $(LAYERS)/$$p; done
+	cd $(LAYERS)/.. && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

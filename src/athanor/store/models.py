@@ -48,7 +48,8 @@ TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
 
 class Campaign(SQLModel, table=True):
     name: str = Field(primary_key=True)
-    status: str = "created"  # created, running, paused, stopping, stopped, finished, aborted, crashed
+    # created, running, paused, stopping, stopped, finished, aborted, crashed
+    status: str = "created"
     config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     lab: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     seed: int = 0
