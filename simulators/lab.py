@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from athanor.clock import Clock, make_clock
-from athanor.config import (
-    ConfigError,
+from athanor.config_files import ConfigError
+from athanor.lab_config import (
     DiffractometerConfig,
     FurnaceConfig,
     LabConfig,

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from athanor.clock import ScaledClock
-from athanor.config import ConfigError, ConfigSource
+from athanor.config_files import ConfigError, ConfigSource
 from athanor.drivers.aeris import Aeris, AerisStatus, PatternRangeError, program_range
 from athanor.drivers.errors import ConnectionLost, InstrumentFault, InstrumentTimeout
 from athanor.simulators.aeris import AerisEmulator, AerisSimSettings

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from athanor.config import ConfigError, load_campaign, load_lab
+from athanor.config import load_campaign
+from athanor.config_files import ConfigError
+from athanor.lab_config import load_lab
 
 LAB_CONFIGS = Path(__file__).parent.parent / "lab_configs"
 

@@ -11,10 +11,10 @@ from event_model import DocumentNames, schema_validators
 
 from athanor import profile
 from athanor.clock import ManualClock, ScaledClock
-from athanor.config import FurnaceLimits
 from athanor.devices.furnace import Furnace, MoveInterrupted
 from athanor.drivers.errors import InstrumentFault, LimitError
 from athanor.drivers.eurotherm import Eurotherm
+from athanor.lab_config import FurnaceLimits
 from athanor.simulators.eurotherm import EurothermEmulator
 from athanor.simulators.hosting import BackgroundLoop
 

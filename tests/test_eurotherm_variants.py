@@ -14,10 +14,10 @@ from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 
 from athanor import profile
-from athanor.config import FurnaceLimits
 from athanor.devices.furnace import Furnace
 from athanor.drivers.errors import InstrumentFault, NotSafe, ProtocolError, Unsupported
 from athanor.drivers.eurotherm import PV, Eurotherm
+from athanor.lab_config import FurnaceLimits
 from athanor.profile import Dwell, Ramp
 from athanor.simulators.eurotherm import EurothermEmulator
 

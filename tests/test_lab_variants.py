@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from athanor.cli import app
-from athanor.config import load_lab
+from athanor.lab_config import load_lab
 from athanor.simulators.lab import SimulatedLab
 from athanor.store import ExperimentState, Store
 

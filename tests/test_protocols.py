@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from athanor.cli import app
 from athanor.clock import ScaledClock
-from athanor.config import FurnaceLimits
 from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
 from athanor.devices.spectrometer import Spectrometer
@@ -21,6 +20,7 @@ from athanor.drivers.aeris import Aeris
 from athanor.drivers.errors import LimitError
 from athanor.drivers.eurotherm import Eurotherm
 from athanor.drivers.ocean_optics import OceanOpticsSerial
+from athanor.lab_config import FurnaceLimits
 from athanor.protocols.anneal import anneal
 from athanor.protocols.measure import measure_spectrum, measure_xrd
 from athanor.simulators.aeris import AerisEmulator

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from athanor.config import ConfigError, ConfigSource
+from athanor.config_files import ConfigError, ConfigSource
 from athanor.simulators.aeris import AerisEmulator, AerisSimSettings
 from athanor.simulators.world import FixedTruth, PhaseState
 

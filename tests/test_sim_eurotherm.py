@@ -17,7 +17,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
 from athanor.clock import ManualClock
-from athanor.config import ConfigError, ConfigSource
+from athanor.config_files import ConfigError, ConfigSource
 from athanor.simulators.eurotherm import EurothermEmulator, EurothermSimSettings, ModbusLine
 
 QUIET = {"pv_noise_c": 0.0, "ambient_c": 22.0}

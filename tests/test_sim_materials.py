@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from athanor.config import ConfigError, load_lab
+from athanor.config_files import ConfigError
+from athanor.lab_config import load_lab
 from athanor.phases import PHASES
 from athanor.simulators.materials import (
     RECIPE_SPACE,

@@ -14,7 +14,7 @@ import serial
 from pydantic import ValidationError
 
 from athanor.clock import ManualClock
-from athanor.config import ConfigError, ConfigSource
+from athanor.config_files import ConfigError, ConfigSource
 from athanor.simulators import ocean_optics as oo
 from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.ocean_optics import (

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from athanor.config import ConfigError, load_lab
+from athanor.config_files import ConfigError
 from athanor.lab import check_lab
+from athanor.lab_config import load_lab
 from athanor.simulators.lab import SimulatedLab
 
 ROOT = Path(__file__).parent.parent

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from athanor.clock import ManualClock, ScaledClock
-from athanor.config import ConfigError, load_lab
+from athanor.config_files import ConfigError
+from athanor.lab_config import load_lab
 from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.materials import Composition, MaterialsTruth
 from athanor.simulators.samples import SampleRegistry

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from athanor import __version__
-from athanor.config import ConfigError, LabConfig
+from athanor.config_files import ConfigError
+from athanor.lab_config import LabConfig
 
 if TYPE_CHECKING:
     from athanor.store import Store
@@ -466,7 +467,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _load_lab(path: Path) -> LabConfig:
-    from athanor.config import load_lab
+    from athanor.lab_config import load_lab
 
     try:
         return load_lab(path)

@@ -13,13 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from athanor.clock import Clock, make_clock
-from athanor.config import (
-    DiffractometerConfig,
-    FurnaceConfig,
-    LabConfig,
-    SpectrometerConfig,
-    TransferConfig,
-)
 from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
 from athanor.devices.spectrometer import Spectrometer
@@ -31,6 +24,13 @@ from athanor.drivers.ocean_optics import (
     OceanOpticsSerial,
     SeaBreezeSpectrometer,
     SpectrometerDriver,
+)
+from athanor.lab_config import (
+    DiffractometerConfig,
+    FurnaceConfig,
+    LabConfig,
+    SpectrometerConfig,
+    TransferConfig,
 )
 
 InstrumentConfig = FurnaceConfig | DiffractometerConfig | SpectrometerConfig | TransferConfig

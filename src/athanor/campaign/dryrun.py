@@ -20,11 +20,11 @@ from ophyd.status import Status
 
 from athanor import profile
 from athanor.clock import ManualClock
-from athanor.config import LabConfig, SimulationConfig
 from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
 from athanor.devices.transfer import Move, Prepare, SampleTransfer
 from athanor.lab import Lab
+from athanor.lab_config import LabConfig, SimulationConfig
 from athanor.protocols.context import ExperimentContext
 from athanor.protocols.registry import check_arguments, resolve
 from athanor.resources import ResourcePool

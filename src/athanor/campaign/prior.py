@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from athanor.campaign.outcomes import outcomes_from_values
-from athanor.config import CampaignConfig, ConfigError
+from athanor.config import CampaignConfig
+from athanor.config_files import ConfigError
 from athanor.planner import Planner
 from athanor.planner.encoding import PlannerError
 from athanor.store import ExperimentState, Store, StoreError

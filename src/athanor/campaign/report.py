@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 from athanor.campaign.collect import Collector
 from athanor.campaign.display import format_recipe
-from athanor.config import CampaignConfig, LabConfig
+from athanor.config import CampaignConfig
+from athanor.lab_config import LabConfig
 from athanor.protocols.contract import Stage
 from athanor.store import Experiment, ExperimentState, Store
 

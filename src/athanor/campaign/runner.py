@@ -20,8 +20,9 @@ from athanor.campaign.errors import explain
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
 from athanor.campaign.prior import read_prior, warm_start
 from athanor.campaign.worker import Event, ExperimentWorker
-from athanor.config import CampaignConfig, LabConfig
+from athanor.config import CampaignConfig
 from athanor.lab import Lab
+from athanor.lab_config import LabConfig
 from athanor.planner.planner import Planner, Suggestion
 from athanor.protocols.context import ExperimentContext
 from athanor.protocols.registry import check_arguments, resolve

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from athanor.clock import make_clock
-from athanor.config import CampaignConfig, ConfigError, LabConfig, load_campaign, load_lab
+from athanor.config import CampaignConfig, load_campaign
+from athanor.config_files import ConfigError
 from athanor.lab import Lab
+from athanor.lab_config import LabConfig, load_lab
 from athanor.planner.encoding import PlannerError
 from athanor.protocols.registry import ProtocolError
 from athanor.store import Store

@@ -13,10 +13,10 @@ from ophyd.status import Status
 
 from athanor import profile
 from athanor.clock import Clock, Deadline
-from athanor.config import FurnaceLimits
 from athanor.devices.signals import InstrumentSignal, ValueSignal
 from athanor.drivers.errors import InstrumentTimeout
 from athanor.drivers.eurotherm import Eurotherm, Reading
+from athanor.lab_config import FurnaceLimits
 from athanor.profile import Dwell, Ramp, Segment
 
 T = TypeVar("T")
