@@ -7,13 +7,15 @@ its beam. Clients reach every emulator over its real wire protocol.
 
 Use::
 
-    with SimulatedLab(load_lab("lab_configs/sim_lab.yaml")) as sim:
+    with simulate(load_lab("lab_configs/sim_lab.yaml")) as sim:   # athanor.lab.simulate
         resolved = sim.start()          # the lab config with real ports and pty paths
         lab = Lab.connect(resolved, sim.clock)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +48,53 @@ def sim_settings(lab: LabConfig, name: str, model: type[SettingsT]) -> SettingsT
     return model.model_validate(lab.instruments[name].sim)
 
 
+@dataclass
+class World:
+    """What an emulator is wired into: the lab, its clock and the samples' world."""
+
+    lab: LabConfig
+    clock: Clock
+    registry: SampleRegistry
+    root: Path  # relative paths of the lab config are resolved against it
+    beams: dict[str, OceanOpticsEmulator] = field(default_factory=dict)  # see samples
+
+
+#: (name, instrument config, world) -> the emulator of one instrument
+EmulatorFactory = Callable[[str, Any, World], Emulator]
+
+
+def furnace_emulator(name: str, inst: FurnaceConfig, world: World) -> EurothermEmulator:
+    settings = sim_settings(world.lab, name, EurothermSimSettings)
+    furnace = EurothermEmulator(name, inst.model, inst.unit, inst.connection, world.clock, settings)
+    world.registry.add_furnace(name, furnace, furnace.thermal.sample_temperature)
+    return furnace
+
+
+def diffractometer_emulator(name: str, inst: DiffractometerConfig, world: World) -> AerisEmulator:
+    settings = sim_settings(world.lab, name, AerisSimSettings)
+    host, port = _host_port(inst.connection)
+    exchange = Path(inst.exchange_dir)
+    return AerisEmulator(
+        exchange if exchange.is_absolute() else world.root / exchange, world.registry,
+        world.clock, settings.model_copy(update={"slots": inst.slots}), host=host, port=port,
+        name=name,
+    )  # fmt: skip
+
+
+def spectrometer_emulator(name: str, inst: SpectrometerConfig, world: World) -> OceanOpticsEmulator:
+    settings = sim_settings(world.lab, name, OceanOpticsSimSettings).for_model(inst.model)
+    emulator = OceanOpticsEmulator(inst.connection, settings, clock=world.clock, name=name)
+    world.beams[name] = emulator
+    return emulator
+
+
+def transfer_emulator(name: str, inst: TransferConfig, world: World) -> TransferEmulator:
+    settings = sim_settings(world.lab, name, TransferSimSettings)
+    return TransferEmulator(
+        world.registry, world.clock, settings, connection=inst.connection, name=name
+    )
+
+
 class SimulatedLab:
     """Every emulator of a simulated lab config.
 
@@ -53,6 +102,9 @@ class SimulatedLab:
     ----------
     config
         A lab config with a ``simulation`` section.
+    emulators
+        Each instrument kind's :data:`EmulatorFactory` (``athanor.kinds.emulator_factories()``;
+        ``athanor.lab.simulate`` passes them).
     clock
         The lab clock; by default a scaled clock at the config's ``time_scale``.
     root
@@ -61,7 +113,12 @@ class SimulatedLab:
     """
 
     def __init__(
-        self, config: LabConfig, clock: Clock | None = None, *, root: Path | None = None
+        self,
+        config: LabConfig,
+        emulators: Mapping[str, EmulatorFactory],
+        clock: Clock | None = None,
+        *,
+        root: Path | None = None,
     ) -> None:
         if config.simulation is None:
             raise ConfigError(
@@ -74,52 +131,24 @@ class SimulatedLab:
         furnaces = config.of_kind("furnace")
         handling = min((f.limits.handling_temperature for f in furnaces.values()), default=200.0)
         self.registry = SampleRegistry(self.truth, self.clock, handling_temperature_c=handling)
+        self.world = World(config, self.clock, self.registry, root or Path.cwd())
         self.emulators: dict[str, Emulator] = {}
-        root = root or Path.cwd()
         for name, inst in config.instruments.items():
             try:
-                self.emulators[name] = self._emulator(name, inst, root)
+                self.emulators[name] = emulators[inst.kind](name, inst, self.world)
             except ValueError as exc:
                 raise ConfigError(f"instruments.{name}: {exc}") from None
-        self.spectrometers = {
-            n: e for n, e in self.emulators.items() if isinstance(e, OceanOpticsEmulator)
-        }
         self.registry.subscribe(self._on_move)
         self.loop: BackgroundLoop | None = None
         self.connections: dict[str, str] = {}
 
-    def _emulator(self, name: str, inst: Any, root: Path) -> Emulator:
-        lab, clock = self.config, self.clock
-        if isinstance(inst, FurnaceConfig):
-            settings = sim_settings(lab, name, EurothermSimSettings)
-            furnace = EurothermEmulator(
-                name, inst.model, inst.unit, inst.connection, clock, settings
-            )
-            self.registry.add_furnace(name, furnace, furnace.thermal.sample_temperature)
-            return furnace
-        if isinstance(inst, DiffractometerConfig):
-            settings = sim_settings(lab, name, AerisSimSettings)
-            host, port = _host_port(inst.connection)
-            exchange = Path(inst.exchange_dir)
-            return AerisEmulator(
-                exchange if exchange.is_absolute() else root / exchange, self.registry, clock,
-                settings.model_copy(update={"slots": inst.slots}), host=host, port=port, name=name,
-            )  # fmt: skip
-        if isinstance(inst, SpectrometerConfig):
-            settings = sim_settings(lab, name, OceanOpticsSimSettings).for_model(inst.model)
-            return OceanOpticsEmulator(inst.connection, settings, clock=clock, name=name)
-        assert isinstance(inst, TransferConfig)
-        settings = sim_settings(lab, name, TransferSimSettings)
-        return TransferEmulator(
-            self.registry, clock, settings, connection=inst.connection, name=name
-        )
-
     def _on_move(self, sample_id: str, source: str, target: str) -> None:
         """A sample entering or leaving a spectrometer's beam changes what it sees."""
-        if target in self.spectrometers:
-            self.spectrometers[target].load(self.registry.optics(sample_id))
-        elif source in self.spectrometers:
-            self.spectrometers[source].load(None)
+        beams = self.world.beams
+        if target in beams:
+            beams[target].load(self.registry.optics(sample_id))
+        elif source in beams:
+            beams[source].load(None)
 
     def start(self) -> LabConfig:
         """Start every emulator; returns the config with the real connections."""

@@ -14,8 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from athanor.cli import app
+from athanor.lab import simulate
 from athanor.lab_config import load_lab
-from athanor.simulators.lab import SimulatedLab
 from athanor.store import ExperimentState, Store
 
 ROOT = Path(__file__).parent.parent
@@ -26,7 +26,7 @@ VARIANTS = ROOT / "lab_configs" / "sim_lab_variants.yaml"
 def served(tmp_path_factory):
     """The variants lab served in-process; yields the path of the written lab config."""
     folder = tmp_path_factory.mktemp("variants")
-    with SimulatedLab(load_lab(VARIANTS), root=folder) as sim:
+    with simulate(load_lab(VARIANTS), root=folder) as sim:
         resolved = sim.start()
         path = folder / "served.yaml"
         data = resolved.model_dump(mode="json", exclude={"simulation"})

@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from athanor.config_files import ConfigError
-from athanor.lab import check_lab
+from athanor.lab import check_lab, simulate
 from athanor.lab_config import load_lab
-from athanor.simulators.lab import SimulatedLab
 
 ROOT = Path(__file__).parent.parent
 EXE = Path(sys.executable).parent / "athanor"
@@ -89,7 +88,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
         lab["instruments"]["xrd"]["exchange_dir"] = str(tmp_path / "xrd")
         path = tmp_path / "lab.yaml"
         path.write_text(yaml.safe_dump(lab))
-        with SimulatedLab(load_lab(path)) as sim, pytest.raises(ConfigError) as err:
+        with simulate(load_lab(path)) as sim, pytest.raises(ConfigError) as err:
             sim.start()
     assert "instruments.xrd.connection" in str(err.value)
     assert str(port) in str(err.value)
@@ -97,4 +96,4 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
 
 def test_a_real_lab_cannot_be_simulated():
     with pytest.raises(ConfigError, match="no 'simulation' section"):
-        SimulatedLab(load_lab(ROOT / "lab_configs" / "example_real_lab.yaml"))
+        simulate(load_lab(ROOT / "lab_configs" / "example_real_lab.yaml"))

@@ -369,11 +369,11 @@ def sim_serve(
 
     import yaml
 
-    from athanor.simulators.lab import SimulatedLab
+    from athanor.lab import simulate
 
     config = _load_lab(lab)
     try:
-        with SimulatedLab(config) as sim:
+        with simulate(config) as sim:
             resolved = sim.start()
             table = Table(title=f"{config.name}: serving (Ctrl-C stops)", title_justify="left")
             for column in ("instrument", "kind", "model", "connection"):

@@ -1,77 +1,33 @@
 """Lab assembly: a lab config becomes drivers and ophyd devices; ``check`` probes them.
 
 Hardware and simulators differ only in the config: the same drivers and devices are
-built from each instrument's ``connection``.
+built from each instrument's ``connection``, by its kind's registration
+(:mod:`athanor.kinds`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from athanor.clock import Clock, make_clock
-from athanor.devices.diffractometer import Diffractometer
 from athanor.devices.furnace import Furnace
-from athanor.devices.spectrometer import Spectrometer
-from athanor.devices.transfer import SampleTransfer
-from athanor.drivers.aeris import Aeris
-from athanor.drivers.eurotherm import PV, Eurotherm
-from athanor.drivers.modbus_link import AddressAbsent
-from athanor.drivers.ocean_optics import (
-    OceanOpticsSerial,
-    SeaBreezeSpectrometer,
-    SpectrometerDriver,
-)
-from athanor.lab_config import (
-    DiffractometerConfig,
-    FurnaceConfig,
-    LabConfig,
-    SpectrometerConfig,
-    TransferConfig,
-)
-
-InstrumentConfig = FurnaceConfig | DiffractometerConfig | SpectrometerConfig | TransferConfig
+from athanor.kinds import InstrumentReport, emulator_factories, kind_of
+from athanor.lab_config import InstrumentConfig, LabConfig
+from athanor.simulators.lab import SimulatedLab
 
 
 def open_driver(name: str, config: InstrumentConfig, clock: Clock) -> Any:
     """The driver for one instrument of a lab config (nothing is sent yet)."""
-    if isinstance(config, FurnaceConfig):
-        return Eurotherm(
-            config.connection,
-            unit=config.unit,
-            model=config.model,
-            io_timeout=config.io_timeout,
-            baudrate=config.baudrate,
-            parity=config.parity,
-            name=name,
-            programmer=config.programmer,
-        )
-    if isinstance(config, DiffractometerConfig):
-        return Aeris(config.connection, config.exchange_dir, config.io_timeout, name=name)
-    if isinstance(config, SpectrometerConfig):
-        if config.connection.startswith("usb://"):
-            return SeaBreezeSpectrometer(config.connection, name=name)
-        return OceanOpticsSerial(
-            config.connection,
-            model=config.model,
-            baudrate=config.baudrate,
-            io_timeout=config.io_timeout,
-            clock=clock,
-            wavelength_coefficients=config.wavelength_coefficients,
-            name=name,
-        )
-    return open_transfer(name, config, clock)
+    return kind_of(config).open_driver(name, config, clock)
 
 
-def open_transfer(name: str, config: TransferConfig, clock: Clock) -> Any:
-    from athanor.drivers.transfer import ManualTransfer, TransferRobot
-
-    if config.model == "manual":
-        return ManualTransfer(name=name, clock=clock)
-    return TransferRobot(config.connection, config.io_timeout, clock=clock, name=name)
+def simulate(config: LabConfig, clock: Clock | None = None, *, root: Path | None = None):
+    """The emulators of a simulated lab config (:class:`SimulatedLab`), not yet started."""
+    return SimulatedLab(config, emulator_factories(), clock, root=root)
 
 
 @dataclass
@@ -80,10 +36,7 @@ class Lab:
 
     config: LabConfig
     clock: Clock
-    furnaces: dict[str, Furnace] = field(default_factory=dict)
-    diffractometers: dict[str, Diffractometer] = field(default_factory=dict)
-    spectrometers: dict[str, Spectrometer] = field(default_factory=dict)
-    transfers: dict[str, SampleTransfer] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> name -> device
     drivers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -93,21 +46,22 @@ class Lab:
         lab = cls(config, clock)
         try:
             for name, inst in config.instruments.items():
-                driver = lab.drivers[name] = open_driver(name, inst, clock)
-                if isinstance(inst, FurnaceConfig):
-                    lab.furnaces[name] = Furnace(driver, clock, name=name, limits=inst.limits)
-                elif isinstance(inst, DiffractometerConfig):
-                    device = Diffractometer(driver, clock, name=name)
-                    device.program.put(inst.program)
-                    lab.diffractometers[name] = device
-                elif isinstance(inst, SpectrometerConfig):
-                    lab.spectrometers[name] = Spectrometer(driver, name=name)
-                else:
-                    lab.transfers[name] = SampleTransfer(driver, clock, name=name)
+                kind = kind_of(inst)
+                driver = lab.drivers[name] = kind.open_driver(name, inst, clock)
+                lab.devices.setdefault(inst.kind, {})[name] = kind.device(name, inst, driver, clock)
         except Exception:
             lab.close()
             raise
         return lab
+
+    def of_kind(self, kind: str) -> dict[str, Any]:
+        """The devices of one kind, by name (empty when the lab has none)."""
+        return dict(self.devices.get(kind, {}))
+
+    @property
+    def furnaces(self) -> dict[str, Furnace]:
+        """The furnaces: what :meth:`safe` makes safe."""
+        return self.of_kind("furnace")
 
     def safe(self) -> list[tuple[str, Exception]]:
         """Put every furnace in its safe state; returns the ones that failed, with why."""
@@ -129,89 +83,15 @@ class Lab:
 # --------------------------------------------------------------------------- check
 
 
-@dataclass
-class InstrumentReport:
-    """What ``athanor check`` found out about one instrument."""
-
-    name: str
-    kind: str
-    model: str
-    connection: str
-    ok: bool = False
-    identity: str = ""
-    state: str = ""
-    readings: dict[str, Any] = field(default_factory=dict)
-    lacks: list[str] = field(default_factory=list)
-    error: str = ""
-    seconds: float = 0.0
-
-
-def _probe_furnace(driver: Eurotherm, report: InstrumentReport) -> None:
-    ident = driver.identify()
-    report.identity = (
-        f"{ident['model']} unit {ident['unit']} (type {ident['type']}, version {ident['version']})"
-    )
-    reading = driver.read()
-    low, high = driver.setpoint_limits()
-    program = f"program {driver.program_state()}" if driver.has_programmer() else "no programmer"
-    report.state = f"{driver.mode()}, {program}"
-    try:
-        full_resolution: float | str = driver.read_float(PV)
-    except AddressAbsent:
-        full_resolution = "no float area"
-        report.lacks.append("IEEE-754 float area (0x8000 + 2*addr): 16-bit reads only")
-    report.readings = {
-        "temperature °C": reading.pv,
-        "temperature, float °C": full_resolution,
-        "working setpoint °C": reading.working_setpoint,
-        "target setpoint °C": reading.target_setpoint,
-        "output %": reading.output,
-        "setpoint limits °C": f"{low:g}–{high:g}",
-        "alarms": ", ".join(reading.status.alarms) or "none",
-    }
-
-
-def _probe_diffractometer(driver: Aeris, report: InstrumentReport) -> None:
-    status = driver.status()
-    report.identity = f"Aeris-style, system {status.system}"
-    report.state = "ready" if status.ready else "busy"
-    report.readings = {"slot 1": driver.slot_state(1)}
-
-
-def _probe_spectrometer(driver: SpectrometerDriver, report: InstrumentReport) -> None:
-    ident = driver.identify()
-    report.identity = str(ident)
-    wavelengths = driver.wavelengths()
-    report.state = "ready"
-    report.readings = {
-        "pixels": len(wavelengths),
-        "range nm": f"{wavelengths[0]:.1f}–{wavelengths[-1]:.1f}",
-        "full scale": driver.full_scale,
-    }
-
-
-def _probe_transfer(driver: Any, report: InstrumentReport) -> None:
-    status = driver.status()
-    report.identity = type(driver).__name__
-    report.state = str(status)
-
-
-_PROBES: dict[str, Callable[[Any, InstrumentReport], None]] = {
-    "furnace": _probe_furnace,
-    "diffractometer": _probe_diffractometer,
-    "spectrometer": _probe_spectrometer,
-    "transfer": _probe_transfer,
-}
-
-
 def probe(name: str, config: InstrumentConfig, clock: Clock) -> InstrumentReport:
     """Connect to one instrument and read its identity, state and live values."""
     report = InstrumentReport(name, config.kind, config.model, config.connection)
     start = time.monotonic()
     driver = None
     try:
-        driver = open_driver(name, config, clock)
-        _PROBES[config.kind](driver, report)
+        kind = kind_of(config)
+        driver = kind.open_driver(name, config, clock)
+        kind.probe(driver, report)
         report.lacks += getattr(driver, "lacks", [])
         report.ok = True
     except Exception as exc:

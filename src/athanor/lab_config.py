@@ -66,6 +66,10 @@ class FurnaceLimits(StrictModel):
 
 
 class InstrumentConfig(StrictModel):
+    """What every instrument of a lab has; each kind narrows ``kind`` and ``model``."""
+
+    kind: str
+    model: str
     connection: Connection
     io_timeout: float = Field(1.0, gt=0, le=60, description="wall seconds per request")
     sim: dict[str, Any] = Field(default_factory=dict, description="emulator settings")

@@ -103,3 +103,16 @@ def final_target(segments: Sequence[Segment]) -> float:
     if not targets:
         raise ValueError("a profile needs at least one ramp or step")
     return targets[-1]
+
+
+def describe(segments: Sequence[Segment]) -> str:
+    """A profile in words: ``ramp 10 °C/min → 900 °C, dwell 4 h, ...``."""
+    parts = []
+    for s in segments:
+        if isinstance(s, Ramp):
+            parts.append(f"ramp {s.rate:g} °C/min → {s.target:g} °C")
+        elif isinstance(s, Dwell):
+            parts.append(f"dwell {s.minutes / 60:g} h")
+        else:
+            parts.append(f"step → {s.target:g} °C")
+    return ", ".join(parts)

@@ -113,18 +113,15 @@ class CampaignRunner:
         check_arguments(self.plan, names, f"campaign {config.name!r}")
         if not lab.furnaces:
             raise ValueError(f"lab {lab.config.name!r} has no furnace")
-        for kind, group in (
-            ("diffractometer", lab.diffractometers),
-            ("spectrometer", lab.spectrometers),
-            ("transfer", lab.transfers),
-        ):
-            if len(group) != 1:
+        for kind in ("diffractometer", "spectrometer", "transfer"):
+            if len(lab.of_kind(kind)) != 1:
                 raise ValueError(
-                    f"lab {lab.config.name!r} needs exactly one {kind}, has {len(group)}"
+                    f"lab {lab.config.name!r} needs exactly one {kind}, "
+                    f"has {len(lab.of_kind(kind))}"
                 )
-        self.xrd = next(iter(lab.diffractometers.values()))
-        self.uvvis = next(iter(lab.spectrometers.values()))
-        self.robot = next(iter(lab.transfers.values()))
+        (self.xrd,) = lab.of_kind("diffractometer").values()
+        (self.uvvis,) = lab.of_kind("spectrometer").values()
+        (self.robot,) = lab.of_kind("transfer").values()
         self.pool = ResourcePool(
             {"furnace": list(lab.furnaces), self.xrd.name: [self.xrd.name],
              self.uvvis.name: [self.uvvis.name]},

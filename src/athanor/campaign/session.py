@@ -70,9 +70,9 @@ def open_session(
         sim = None
         clock = make_clock(lab_config.clock.time_scale)
         if lab_config.simulated:
-            from athanor.simulators.lab import SimulatedLab
+            from athanor.lab import simulate
 
-            sim = stack.enter_context(SimulatedLab(lab_config, clock))
+            sim = stack.enter_context(simulate(lab_config, clock))
             resolved = sim.start()
         else:
             resolved = lab_config
