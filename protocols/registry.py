@@ -18,7 +18,7 @@ BUILT_IN = {
 }
 
 
-class ProtocolError(ValueError):
+class PlanError(ValueError):
     """A protocol name that does not lead to a usable plan, or arguments it cannot take."""
 
 
@@ -27,17 +27,17 @@ def resolve(name: str) -> Callable[..., Any]:
     target = BUILT_IN.get(name, name)
     module_name, _, function = target.partition(":")
     if not function:
-        raise ProtocolError(
+        raise PlanError(
             f"protocol {name!r} is neither built in ({', '.join(BUILT_IN)}) nor of the form "
             "'package.module:function'"
         )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ProtocolError(f"protocol {name!r}: cannot import {module_name!r} ({exc})") from None
+        raise PlanError(f"protocol {name!r}: cannot import {module_name!r} ({exc})") from None
     plan = getattr(module, function, None)
     if not callable(plan):
-        raise ProtocolError(f"protocol {name!r}: {module_name!r} has no function {function!r}")
+        raise PlanError(f"protocol {name!r}: {module_name!r} has no function {function!r}")
     return plan
 
 
@@ -50,7 +50,7 @@ def check_arguments(plan: Callable[..., Any], names: Iterable[str], what: str) -
     given = set(names)
     unknown = sorted(given - accepted) if not takes_any else []
     if unknown:
-        raise ProtocolError(
+        raise PlanError(
             f"{what}: protocol {plan.__name__!r} takes no parameter(s) {', '.join(unknown)}; "
             f"it takes {', '.join(sorted(accepted))}"
         )
@@ -62,7 +62,7 @@ def check_arguments(plan: Callable[..., Any], names: Iterable[str], what: str) -
         and p.name not in given
     )
     if missing:
-        raise ProtocolError(
+        raise PlanError(
             f"{what}: protocol {plan.__name__!r} needs {', '.join(missing)}, which neither the "
             "search space nor protocol_args give"
         )

@@ -429,13 +429,13 @@ def plan_check(
     """
     from athanor.campaign.dryrun import dry_run
     from athanor.drivers.errors import LimitError
-    from athanor.protocols.registry import ProtocolError
+    from athanor.protocols.registry import PlanError
 
     params = _parse_params(param or [])
     config = _load_lab(lab)
     try:
         result = dry_run(plan, params, config)
-    except (ProtocolError, ConfigError) as exc:
+    except (PlanError, ConfigError) as exc:
         fail(str(exc))
     except (LimitError, ValueError) as exc:
         fail(f"limit violation, refused before anything moves: {exc}", code=1)

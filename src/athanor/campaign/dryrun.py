@@ -86,7 +86,7 @@ def dry_run(plan_name: str, params: dict[str, Any], lab: LabConfig) -> DryRun:
 
     Raises
     ------
-    ProtocolError
+    PlanError
         Unknown plan or parameters it does not take.
     LimitError, ValueError
         A request outside a limit, before any message.

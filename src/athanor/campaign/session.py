@@ -14,7 +14,7 @@ from athanor.config_files import ConfigError
 from athanor.lab import Lab
 from athanor.lab_config import LabConfig, load_lab
 from athanor.planner.encoding import PlannerError
-from athanor.protocols.registry import ProtocolError
+from athanor.protocols.registry import PlanError
 from athanor.store import Store
 
 DEFAULT_DB = "athanor.db"
@@ -52,7 +52,7 @@ def check_campaign(config: CampaignConfig, lab_config: LabConfig) -> None:
             config.search_space, config.planner_objectives(), config.outcome_constraints,
             seed=config.seed, n_initial=config.initial_experiments,
         )  # fmt: skip
-    except (ProtocolError, PlannerError) as exc:
+    except (PlanError, PlannerError) as exc:
         raise ConfigError(str(exc)) from None
     if not lab_config.of_kind("furnace"):
         raise ConfigError(f"{where}: lab {lab_config.name!r} has no furnace")
