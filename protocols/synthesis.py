@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from functools import partial
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -12,10 +13,17 @@ from athanor.devices.transfer import Move, Prepare
 from athanor.protocols.anneal import anneal
 from athanor.protocols.context import ExperimentContext
 from athanor.protocols.measure import measure_spectrum, measure_xrd
+from athanor.protocols.requests import Request, requires
 
 BENCH = "bench"  # where a sample waits between instruments
 
 
+@requires(
+    furnace=Request("furnace"),
+    diffractometer=Request("diffractometer"),
+    spectrometer=Request("spectrometer"),
+    transfer=Request("transfer", shared=True),
+)
 def synthesize_and_characterize(
     ctx: ExperimentContext,
     *,
@@ -31,14 +39,14 @@ def synthesize_and_characterize(
     """Make one sample and measure it: the standard solid-state synthesis experiment.
 
     The sample is weighed out from the recipe, carried into the experiment's furnace and
-    annealed (ramp, dwell, cool in the controller). Once it is cool enough to handle the
-    furnace is given back, and the sample waits for the diffractometer, then for the
-    spectrometer, each leased for one sample at a time.
+    annealed (ramp, dwell, cool in the controller). Once it is cool enough to handle, it
+    waits for any free diffractometer, which takes it out of the furnace (the furnace is
+    given back then), then for any free spectrometer, each held for one sample at a time.
 
     Parameters
     ----------
     ctx : ExperimentContext
-        The experiment's ids and instruments (its furnace already leased).
+        The experiment's ids and instruments (its furnace already held).
     temperature_c : float
         Dwell temperature, °C.
     dwell_h : float
@@ -69,21 +77,24 @@ def synthesize_and_characterize(
     yield from anneal(
         furnace, temperature_c, dwell_h, ramp_c_per_min, cool_to=cool_to, md=ctx.md(recipe=recipe)
     )
-    xrd, uvvis = ctx.diffractometer, ctx.spectrometer
-    yield from ctx.lease(xrd.name)
-    yield from bps.mv(robot, Move(sample, furnace.name, xrd.name))
-    yield from ctx.release(furnace.name)
-    yield from measure_xrd(xrd, sample, program=program, md=ctx.md())
-    yield from ctx.lease(uvvis.name)
-    yield from bps.mv(robot, Move(sample, xrd.name, BENCH))
-    yield from ctx.release(xrd.name)
 
-    def insert() -> Generator[Msg, Any, Any]:
-        yield from bps.mv(robot, Move(sample, BENCH, uvvis.name))
+    def on_the_diffractometer(xrd: Any) -> Generator[Msg, Any, Any]:
+        yield from bps.mv(robot, Move(sample, furnace.name, xrd.name))
+        yield from ctx.release("furnace")
+        yield from measure_xrd(xrd, sample, program=program, md=ctx.md())
+        yield from ctx.using("spectrometer", partial(on_the_spectrometer, xrd))
 
-    yield from measure_spectrum(
-        uvvis, sample, insert_sample=insert, integration_time=integration_time,
-        averages=averages, md=ctx.md(),
-    )  # fmt: skip
-    yield from bps.mv(robot, Move(sample, uvvis.name, "storage"))
-    yield from ctx.release(uvvis.name)
+    def on_the_spectrometer(xrd: Any, uvvis: Any) -> Generator[Msg, Any, Any]:
+        yield from bps.mv(robot, Move(sample, xrd.name, BENCH))
+        yield from ctx.release("diffractometer")
+
+        def insert() -> Generator[Msg, Any, Any]:
+            yield from bps.mv(robot, Move(sample, BENCH, uvvis.name))
+
+        yield from measure_spectrum(
+            uvvis, sample, insert_sample=insert, integration_time=integration_time,
+            averages=averages, md=ctx.md(),
+        )  # fmt: skip
+        yield from bps.mv(robot, Move(sample, uvvis.name, "storage"))
+
+    yield from ctx.using("diffractometer", on_the_diffractometer)

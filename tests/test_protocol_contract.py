@@ -25,32 +25,34 @@ import bluesky.plan_stubs as bps
 from athanor.devices.transfer import Move, Prepare
 from athanor.protocols.anneal import anneal
 from athanor.protocols.measure import measure_spectrum, measure_xrd
+from athanor.protocols.requests import Request, requires
 
 
+@requires(oven=Request("furnace"), powder=Request("diffractometer"),
+          optics=Request("spectrometer"), arm=Request("transfer", shared=True))
 def house_recipe(ctx, *, temperature_c, dwell_h, ramp_c_per_min, ba_ti_ratio=1.0, dopant=0.0):
-    """Our own synthesis: the same steps, our own run names."""
-    sample, furnace, robot = ctx.sample_id, ctx.furnace, ctx.transfer
+    """Our own synthesis: the same steps, our own roles and run names."""
+    sample, oven, arm = ctx.sample_id, ctx.oven, ctx.arm
     recipe = {"ba_ti_ratio": ba_ti_ratio, "dopant": dopant}
-    yield from bps.mv(robot, Prepare(sample, recipe))
-    yield from bps.mv(robot, Move(sample, "rack", furnace.name))
-    yield from anneal(furnace, temperature_c, dwell_h, ramp_c_per_min, cool_to=100.0,
+    yield from bps.mv(arm, Prepare(sample, recipe))
+    yield from bps.mv(arm, Move(sample, "rack", oven.name))
+    yield from anneal(oven, temperature_c, dwell_h, ramp_c_per_min, cool_to=100.0,
                       md=ctx.md(plan_name="house_bake"))
-    xrd, uvvis = ctx.diffractometer, ctx.spectrometer
-    yield from ctx.lease(xrd.name)
-    yield from bps.mv(robot, Move(sample, furnace.name, xrd.name))
-    yield from ctx.release(furnace.name)
+    xrd = yield from ctx.acquire("powder")
+    yield from bps.mv(arm, Move(sample, oven.name, xrd.name))
+    yield from ctx.release("oven")
     yield from measure_xrd(xrd, sample, md=ctx.md(plan_name="house_powder_scan"))
-    yield from ctx.lease(uvvis.name)
-    yield from bps.mv(robot, Move(sample, xrd.name, "bench"))
-    yield from ctx.release(xrd.name)
+    uvvis = yield from ctx.acquire("optics")
+    yield from bps.mv(arm, Move(sample, xrd.name, "bench"))
+    yield from ctx.release("powder")
 
     def insert():
-        yield from bps.mv(robot, Move(sample, "bench", uvvis.name))
+        yield from bps.mv(arm, Move(sample, "bench", uvvis.name))
 
     yield from measure_spectrum(uvvis, sample, insert_sample=insert,
                                 md=ctx.md(plan_name="house_optics"))
-    yield from bps.mv(robot, Move(sample, uvvis.name, "storage"))
-    yield from ctx.release(uvvis.name)
+    yield from bps.mv(arm, Move(sample, uvvis.name, "storage"))
+    yield from ctx.release("optics")
 '''
 
 

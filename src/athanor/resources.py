@@ -1,9 +1,11 @@
 """Leases on shared instruments, in the spirit of AlabOS resource requests.
 
-Each experiment leases the instruments it needs — any free furnace, then the single
+Each experiment leases the instruments it needs — any free furnace, then any free
 diffractometer — for as long as it needs them. Plans wait for a lease as a Bluesky
 status (:class:`ResourceGate`), so waiting for a shared instrument is pausable like any
-other wait. Every lease is logged with lab times, which gives utilisation and makespan.
+other wait. Requests are granted by priority, then by how long they have waited, and
+:meth:`ResourcePool.waiting` says who waits for what (the scheduler's reasons). Every
+lease is logged with lab times, which gives utilisation and makespan.
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ _POLL = 0.05  # wall seconds between checks for a cancelled request
 
 class ResourceError(Exception):
     """A request for instruments the lab does not have."""
+
+
+Want = str | tuple[str, ...]  # a kind, an instrument's name, or the names to choose from
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A request not granted yet: who, for what, since when (lab s), how urgent."""
+
+    holder: str
+    want: Want
+    since: float
+    priority: int = 0
 
 
 @dataclass
@@ -60,10 +75,17 @@ class ResourcePool:
             name: None for names in self.kinds.values() for name in names
         }
         self._condition = threading.Condition()
+        self._waiting: dict[int, Waiting] = {}  # by arrival order
+        self._arrivals = 0
         self.log: list[LeaseRecord] = []
         self.on_release = on_release
 
-    def _candidates(self, want: str) -> list[str]:
+    def _candidates(self, want: Want) -> list[str]:
+        if isinstance(want, tuple):
+            unknown = [n for n in want if n not in self._holder]
+            if unknown or not want:
+                raise ResourceError(f"no instrument named {', '.join(unknown) or '(none)'}")
+            return list(want)
         if want in self.kinds:
             return self.kinds[want]
         if want in self._holder:
@@ -73,38 +95,68 @@ class ResourcePool:
             f"instruments: {', '.join(self._holder)}"
         )
 
-    def _first_free(self, candidates: list[str], holder: str) -> str | None:
-        return next((n for n in candidates if self._holder[n] in (None, holder)), None)
+    def _first_free(
+        self, candidates: list[str], holder: str, priority: int, arrival: int | None = None
+    ) -> str | None:
+        """A candidate ``holder`` has or may take: free, and wanted by no request that
+        comes first (``arrival``: this request's place among the waiting ones)."""
+        for name in candidates:
+            if self._holder[name] == holder:
+                return name
+            if self._holder[name] is None and not any(
+                _comes_first(key, other, priority, arrival) and name in self._candidates(other.want)
+                for key, other in self._waiting.items()
+                if key != arrival
+            ):
+                return name
+        return None
 
-    def try_acquire(self, want: str, holder: str) -> str | None:
-        """Take a free instrument matching ``want`` now, or return None."""
+    def try_acquire(self, want: Want, holder: str, priority: int = 0) -> str | None:
+        """Take a free instrument matching ``want`` now (unless a waiting request comes
+        first), or return None."""
         candidates = self._candidates(want)
         with self._condition:
-            name = self._first_free(candidates, holder)
+            name = self._first_free(candidates, holder, priority)
             if name is not None:
                 self._grant(name, holder)
             return name
 
     def acquire(
         self,
-        want: str,
+        want: Want,
         holder: str,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
+        priority: int = 0,
     ) -> str:
-        """Wait (wall ``timeout``) until an instrument matching ``want`` is free; take it."""
+        """Wait (wall ``timeout``) until an instrument matching ``want`` is free; take it.
+
+        Waiting requests are served by ``priority`` (higher first), then in arrival order.
+        """
         candidates = self._candidates(want)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
-            while (name := self._first_free(candidates, holder)) is None:
-                if cancel is not None and cancel.is_set():
-                    raise ResourceError(f"request for {want!r} by {holder!r} was cancelled")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"{want!r} stayed busy for {timeout:g} s")
-                self._condition.wait(_POLL if remaining is None else min(_POLL, remaining))
+            arrival = self._arrivals = self._arrivals + 1
+            self._waiting[arrival] = Waiting(holder, want, self.clock.now(), priority)
+            try:
+                while (name := self._first_free(candidates, holder, priority, arrival)) is None:
+                    if cancel is not None and cancel.is_set():
+                        raise ResourceError(f"request for {want!r} by {holder!r} was cancelled")
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"{want!r} stayed busy for {timeout:g} s")
+                    self._condition.wait(_POLL if remaining is None else min(_POLL, remaining))
+            finally:
+                del self._waiting[arrival]
+                self._condition.notify_all()
             self._grant(name, holder)
             return name
+
+    def waiting(self) -> list[Waiting]:
+        """The requests not granted yet, in the order they will be served."""
+        with self._condition:
+            ordered = sorted(self._waiting.items(), key=lambda kv: (-kv[1].priority, kv[0]))
+            return [w for _, w in ordered]
 
     def _grant(self, name: str, holder: str) -> None:
         if self._holder[name] != holder:
@@ -147,10 +199,10 @@ class ResourcePool:
         with self._condition:
             return self._holder[name]
 
-    def free(self, kind: str) -> list[str]:
-        """Instruments of ``kind`` that nobody holds."""
+    def free(self, want: Want) -> list[str]:
+        """Instruments matching ``want`` that nobody holds."""
         with self._condition:
-            return [n for n in self._candidates(kind) if self._holder[n] is None]
+            return [n for n in self._candidates(want) if self._holder[n] is None]
 
     def busy_time(self, name: str, until: float | None = None) -> float:
         """Lab seconds ``name`` was leased (open leases count up to ``until`` or now)."""
@@ -162,6 +214,14 @@ class ResourcePool:
         )
 
 
+def _comes_first(key: int, other: Waiting, priority: int, arrival: int | None) -> bool:
+    """Whether waiting request ``other`` (arrived ``key``) is served before a request of
+    ``priority`` that arrived ``arrival`` (None: one that does not wait, so comes last)."""
+    if other.priority != priority:
+        return other.priority > priority
+    return arrival is None or key < arrival
+
+
 class ResourceGate:
     """A movable for plans: ``set(holder)`` finishes once the lease is granted.
 
@@ -169,9 +229,9 @@ class ResourceGate:
     ``yield from bps.mv(gate, None)`` gives it back.
     """
 
-    def __init__(self, pool: ResourcePool, want: str) -> None:
-        self.pool, self.want = pool, want
-        self.name = f"lease_{want}"
+    def __init__(self, pool: ResourcePool, want: Want, priority: int = 0) -> None:
+        self.pool, self.want, self.priority = pool, want, priority
+        self.name = f"lease_{want if isinstance(want, str) else '_'.join(want)}"
         self.parent = None
         self.granted: str | None = None
         self._holder: str | None = None
@@ -189,7 +249,9 @@ class ResourceGate:
 
         def wait() -> None:
             try:
-                self.granted = self.pool.acquire(self.want, holder, cancel=self._cancel)
+                self.granted = self.pool.acquire(
+                    self.want, holder, cancel=self._cancel, priority=self.priority
+                )
                 self._holder = holder
                 status.set_finished()
             except Exception as exc:

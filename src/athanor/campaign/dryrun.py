@@ -18,13 +18,14 @@ from bluesky.simulators import RunEngineSimulator
 from bluesky.utils import Msg
 from ophyd.status import Status
 
+from athanor.campaign.roles import Roles
 from athanor.clock import ManualClock
 from athanor.kinds import KINDS
 from athanor.lab import Lab, simulate
 from athanor.lab_config import LabConfig, SimulationConfig
-from athanor.protocols.context import ExperimentContext
 from athanor.protocols.registry import check_arguments, resolve
-from athanor.resources import ResourcePool
+from athanor.protocols.requests import check_requests, requests_of
+from athanor.resources import ResourceGate
 
 AMBIENT_C = 25.0
 
@@ -81,6 +82,12 @@ def _estimate(msg: Msg, lab: LabConfig) -> tuple[str, float]:
     return estimate or (("" if value is None else str(value)), 0.0)
 
 
+def _grant(msg: Msg) -> Status:
+    status = msg.obj.set(*msg.args)
+    status.wait(5)
+    return status
+
+
 def dry_run(plan_name: str, params: dict[str, Any], lab: LabConfig) -> DryRun:
     """Simulate ``plan_name`` with ``params`` on a twin of ``lab``.
 
@@ -93,20 +100,19 @@ def dry_run(plan_name: str, params: dict[str, Any], lab: LabConfig) -> DryRun:
     """
     plan = resolve(plan_name)
     check_arguments(plan, params, f"plan {plan_name!r}")
+    check_requests(plan, lab)
     with twin_lab(lab) as connected:
-        first = {kind: next(iter(devices.values())) for kind, devices in connected.devices.items()}
-        shared = [*connected.of_kind("diffractometer"), *connected.of_kind("spectrometer")]
-        pool = ResourcePool(
-            {"furnace": list(connected.furnaces)} | {n: [n] for n in shared}, connected.clock
-        )
-        ctx = ExperimentContext(
-            campaign="dry-run", experiment_id=0, number=1, sample_id="dry-run-001",
-            furnace=first["furnace"].twin(), diffractometer=first["diffractometer"],
-            spectrometer=first["spectrometer"], transfer=first["transfer"], pool=pool,
+        roles = Roles(requests_of(plan), connected)
+        pool = roles.pool(connected)
+        ctx = roles.context(
+            pool, roles.starters[0], campaign="dry-run", experiment_id=0, number=1,
+            sample_id="dry-run-001",
         )  # fmt: skip
         simulator = RunEngineSimulator()
         done = Status(done=True, success=True)
         simulator.add_handler(("set", "trigger"), lambda msg: done)
+        # Requests for instruments are granted as the plan makes them (nothing else waits).
+        simulator.add_handler("set", _grant, lambda msg: isinstance(msg.obj, ResourceGate))
         result = DryRun(plan_name)
         for msg in simulator.simulate_plan(plan(ctx, **params)):
             if msg.command in ("set", "trigger", "open_run", "close_run", "checkpoint"):

@@ -19,14 +19,15 @@ from athanor.campaign.collect import Collector, measurements
 from athanor.campaign.errors import explain
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
 from athanor.campaign.prior import read_prior, warm_start
+from athanor.campaign.roles import Roles
 from athanor.campaign.worker import Event, ExperimentWorker
 from athanor.config import CampaignConfig
 from athanor.lab import Lab
 from athanor.lab_config import LabConfig
 from athanor.planner.planner import Planner, Suggestion
-from athanor.protocols.context import ExperimentContext
+from athanor.protocols.contract import holder_experiment, holder_id
 from athanor.protocols.registry import check_arguments, resolve
-from athanor.resources import ResourcePool
+from athanor.protocols.requests import check_requests, requests_of
 from athanor.store import Experiment, ExperimentState, Store
 
 S = ExperimentState
@@ -111,26 +112,15 @@ class CampaignRunner:
         self.plan = resolve(config.protocol)
         names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
         check_arguments(self.plan, names, f"campaign {config.name!r}")
-        if not lab.furnaces:
-            raise ValueError(f"lab {lab.config.name!r} has no furnace")
-        for kind in ("diffractometer", "spectrometer", "transfer"):
-            if len(lab.of_kind(kind)) != 1:
-                raise ValueError(
-                    f"lab {lab.config.name!r} needs exactly one {kind}, "
-                    f"has {len(lab.of_kind(kind))}"
-                )
-        (self.xrd,) = lab.of_kind("diffractometer").values()
-        (self.uvvis,) = lab.of_kind("spectrometer").values()
-        (self.robot,) = lab.of_kind("transfer").values()
-        self.pool = ResourcePool(
-            {"furnace": list(lab.furnaces), self.xrd.name: [self.xrd.name],
-             self.uvvis.name: [self.uvvis.name]},
-            self.clock,
-            on_release=lambda name: self.events.put(Event("freed", -1, state=name)),
-        )  # fmt: skip
-        # A furnace frees up once its sample is out; as many more experiments may then
-        # wait for the shared instruments, but no more, so the planner sees results.
-        self.max_in_flight = 2 * len(lab.furnaces)
+        check_requests(self.plan, lab.config)
+        self.roles = Roles(requests_of(self.plan), lab)
+        self.pool = self.roles.pool(
+            lab, on_release=lambda name: self.events.put(Event("freed", -1, state=name))
+        )
+        # An instrument of the first role (a furnace) frees up once its sample is out;
+        # as many more experiments may then wait for the other roles, but no more, so
+        # the planner sees results.
+        self.max_in_flight = 2 * len(self.roles.starters)
         self.events: queue.Queue[Event] = queue.Queue()
         self.workers: dict[int, ExperimentWorker] = {}
         self.planner: Planner
@@ -341,7 +331,7 @@ class CampaignRunner:
         if self.synchronous and self.workers:
             return
         while (
-            self.pool.free("furnace")
+            self.pool.free(self.roles.starters)
             and len(self.workers) < self.max_in_flight
             and self._can_start()
         ):
@@ -414,24 +404,18 @@ class CampaignRunner:
 
     def _launch(self, experiment: Experiment) -> None:
         assert experiment.id is not None
-        holder = f"{self.config.name}#{experiment.number}"
-        furnace_name = self.pool.try_acquire("furnace", holder)
-        assert furnace_name is not None
+        holder = holder_id(self.config.name, experiment.number)
+        first = self.roles.requests[self.roles.first]
+        granted = self.pool.try_acquire(self.roles.starters, holder, first.priority)
+        assert granted is not None
         attempt = len(self.store.samples(experiment.id)) + 1  # a new sample every launch
         sample_id = f"{self.config.name}-{experiment.number:03d}-{attempt}"
         self.store.add_sample(sample_id, self.config.name, experiment.id)
-        self.store.update_experiment(experiment.id, furnace=furnace_name, sample_id=sample_id)
-        ctx = ExperimentContext(
-            campaign=self.config.name,
-            experiment_id=experiment.id,
-            number=experiment.number,
-            sample_id=sample_id,
-            furnace=self.lab.furnaces[furnace_name].twin(),
-            diffractometer=self.xrd,
-            spectrometer=self.uvvis,
-            transfer=self.robot,
-            pool=self.pool,
-        )
+        self.store.update_experiment(experiment.id, furnace=granted, sample_id=sample_id)
+        ctx = self.roles.context(
+            self.pool, granted, campaign=self.config.name, experiment_id=experiment.id,
+            number=experiment.number, sample_id=sample_id,
+        )  # fmt: skip
         kwargs = {**self.config.protocol_args, **experiment.params}
         worker = ExperimentWorker(
             experiment.id,
@@ -473,7 +457,7 @@ class CampaignRunner:
         if event.kind == "paused":
             return
         del self.workers[event.experiment_id]
-        self.pool.release_all(f"{self.config.name}#{experiment.number}")
+        self.pool.release_all(holder_id(self.config.name, experiment.number))
         if event.kind == "failed":
             reason = explain(event.error)
             if self._stopping:
@@ -560,7 +544,7 @@ class CampaignRunner:
         for experiment_id in sorted(self._await(set(self.workers), "ended")):
             del self.workers[experiment_id]  # what its plan still does is not recorded
             experiment = self.store.experiment(experiment_id)
-            self.pool.release_all(f"{self.config.name}#{experiment.number}")
+            self.pool.release_all(holder_id(self.config.name, experiment.number))
             self._cut_short(experiment, f"its plan did not end within {STOP_WAIT:g} s")
         return decision
 
@@ -619,7 +603,8 @@ class CampaignRunner:
                 temperature: float | None = furnace.driver.pv()
             except Exception:
                 temperature = None
-            furnaces[name] = (holder.split("#")[-1] if holder else "idle", temperature)
+            number = holder_experiment(holder) if holder else None
+            furnaces[name] = (str(number) if number is not None else "idle", temperature)
         best = None
         with self._planner_lock:
             obs = self.planner.best() if len(self.config.objectives) == 1 else None

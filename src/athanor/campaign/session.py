@@ -39,23 +39,24 @@ def load_for_run(campaign: Path, lab: Path | None) -> tuple[CampaignConfig, LabC
 
 
 def check_campaign(config: CampaignConfig, lab_config: LabConfig) -> None:
-    """Protocol, parameters and planner set-up must all be valid; ConfigError if not."""
+    """Protocol, parameters, the lab's instruments for the protocol's requests and the
+    planner set-up must all be valid; ConfigError if not."""
     from athanor.planner.planner import Planner
     from athanor.protocols.registry import check_arguments, resolve
+    from athanor.protocols.requests import check_requests
 
     where = f"campaign {config.name!r}"
     try:
         plan = resolve(config.protocol)
         names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
         check_arguments(plan, names, where)
+        check_requests(plan, lab_config)
         Planner(
             config.search_space, config.planner_objectives(), config.outcome_constraints,
             seed=config.seed, n_initial=config.initial_experiments,
         )  # fmt: skip
     except (PlanError, PlannerError) as exc:
-        raise ConfigError(str(exc)) from None
-    if not lab_config.of_kind("furnace"):
-        raise ConfigError(f"{where}: lab {lab_config.name!r} has no furnace")
+        raise ConfigError(f"{where}: {exc}" if where not in str(exc) else str(exc)) from None
 
 
 @contextmanager

@@ -1,0 +1,103 @@
+"""Protocols say what they need; the scheduler serves any lab that has it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from athanor.cli import app
+from athanor.clock import ManualClock
+from athanor.resources import ResourcePool
+from athanor.store import ExperimentState, Store
+
+ROOT = Path(__file__).parent.parent
+
+
+def write_campaign(folder: Path, lab_changes, budget: int = 6) -> Path:
+    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
+    lab["clock"]["time_scale"] = 10_000
+    lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
+    lab_changes(lab["instruments"], folder)
+    (folder / "lab.yaml").write_text(yaml.safe_dump(lab))
+    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
+    campaign.update(name="requests", lab="lab.yaml", initial_experiments=min(4, budget))
+    campaign["budget"] = {"max_experiments": budget}
+    path = folder / "campaign.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    return path
+
+
+def _second_diffractometer(instruments, folder: Path) -> None:
+    instruments["xrd2"] = dict(instruments["xrd"], exchange_dir=str(folder / "xrd2"))
+
+
+def _no_spectrometer(instruments, folder: Path) -> None:
+    del instruments["uvvis"]
+
+
+@pytest.mark.slow
+def test_a_lab_with_two_diffractometers_measures_on_both(tmp_path):
+    path = write_campaign(tmp_path, _second_diffractometer, budget=8)
+    db = tmp_path / "lab.db"
+    result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
+    assert result.exit_code == 0, result.output
+    store = Store(db)
+    experiments = store.experiments("requests")
+    assert all(e.state == ExperimentState.ANALYSED for e in experiments), [
+        e.reason for e in experiments
+    ]
+    xrd_runs = [r for r in store.runs("requests") if r.plan_name == "measure_xrd"]
+    assert len(xrd_runs) == 8
+    starts = [dict(store.documents(r.uid))["start"] for r in xrd_runs]
+    assert {start["detectors"][0] for start in starts} == {"xrd", "xrd2"}
+
+
+def test_a_lab_without_the_requested_spectrometer_is_refused_before_anything_moves(tmp_path):
+    path = write_campaign(tmp_path, _no_spectrometer)
+    db = tmp_path / "lab.db"
+    result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
+    assert result.exit_code != 0
+    assert "requests a spectrometer (role 'spectrometer')" in result.output
+    assert "has none" in result.output and "4 furnaces" in result.output
+    assert not db.exists()  # refused before the store, let alone an instrument
+
+
+def test_plan_check_refuses_a_lab_without_the_requested_spectrometer(tmp_path):
+    path = write_campaign(tmp_path, _no_spectrometer)
+    args = ["temperature_c=900", "dwell_h=2", "ramp_c_per_min=10"]
+    lab = str(tmp_path / "lab.yaml")
+    params = [word for arg in args for word in ("-p", arg)]
+    result = CliRunner().invoke(
+        app, ["plan", "check", "synthesize_and_characterize", *params, "--lab", lab]
+    )
+    assert result.exit_code != 0, result.output
+    assert "requests a spectrometer" in result.output
+    assert path.exists()
+
+
+def test_waiting_requests_are_served_by_priority_then_arrival():
+    pool = ResourcePool({"diffractometer": ["xrd"]}, clock=ManualClock())
+    pool.try_acquire("diffractometer", "first")
+    order: list[str] = []
+
+    def wait(holder: str, priority: int) -> None:
+        pool.acquire("diffractometer", holder, timeout=10, priority=priority)
+        order.append(holder)
+        pool.release("xrd", holder)
+
+    threads = []
+    for holder, priority in (("early", 0), ("late", 0), ("urgent", 5)):
+        threads.append(threading.Thread(target=wait, args=(holder, priority)))
+        threads[-1].start()
+        while len(pool.waiting()) < len(threads):
+            threading.Event().wait(0.01)
+    assert [w.holder for w in pool.waiting()] == ["urgent", "early", "late"]
+    assert pool.try_acquire("diffractometer", "walk-in") is None  # waiting ones come first
+    pool.release("xrd", "first")
+    for thread in threads:
+        thread.join(10)
+    assert order == ["urgent", "early", "late"]
