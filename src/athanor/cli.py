@@ -281,15 +281,26 @@ def status(db: DbOption = "athanor.db") -> None:
         table = Table(title=f"campaigns in {store.url}", title_justify="left")
         for column in ("campaign", "status", "experiments", "lab hours", "updated"):
             table.add_column(column)
+        waits: list[str] = []
         for c in campaigns:
             counts: dict[str, int] = {}
-            for exp in store.experiments(c.name):
+            experiments = store.experiments(c.name)
+            for exp in experiments:
                 counts[exp.state] = counts.get(exp.state, 0) + 1
             table.add_row(
                 c.name, c.status, ", ".join(f"{n} {s}" for s, n in counts.items()) or "none",
                 f"{c.lab_time / 3600:.1f}", f"{c.updated_at:%Y-%m-%d %H:%M}",
             )  # fmt: skip
+            if c.status in ("running", "paused", "stopping"):
+                waits += [f"{c.name}: {c.waiting}"] if c.waiting else []
+                waits += [
+                    f"{c.name} #{e.number} ({e.state}): {e.waiting}"
+                    for e in experiments
+                    if e.waiting and e.state.active
+                ]
         console.print(table)
+        for line in waits:
+            console.print(f"  {line}", highlight=False)
     finally:
         store.close()
 

@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from athanor.campaign.runner import Progress
+from athanor.campaign.progress import Progress
 
 ORDER = ("proposed", "queued", "running", "measuring", "analysed", "failed", "abandoned")
 
@@ -41,6 +41,10 @@ def render(progress: Progress) -> Group:
         temp = "—" if temperature is None else f"{temperature:.0f}"
         furnaces.add_row(name, holder, temp)
     parts: list[object] = [head, states, furnaces]
+    if progress.activity:
+        parts.append(Text(progress.activity, style="yellow"))
+    for number, why in sorted(progress.waiting.items()):
+        parts.append(Text(f"#{number} {why}", style="dim"))
     if progress.best is not None:
         value, params = progress.best
         parts.append(

@@ -17,7 +17,8 @@ from rich.live import Live
 from rich.prompt import Prompt
 
 from athanor.campaign.display import render
-from athanor.campaign.runner import CampaignRunner, Decision, Progress, StopCampaign
+from athanor.campaign.progress import Progress
+from athanor.campaign.runner import CampaignRunner, Decision, StopCampaign
 from athanor.planner.planner import Suggestion
 
 

@@ -27,6 +27,11 @@ class Roles:
         }
 
     @property
+    def descriptions(self) -> dict[tuple[str, ...], str]:
+        """Each role's instruments -> the request in words (``"a diffractometer"``)."""
+        return {tuple(self.candidates[role]): r.describe() for role, r in self.requests.items()}
+
+    @property
     def starters(self) -> tuple[str, ...]:
         """The instruments an experiment can start on (the first role's)."""
         return tuple(self.candidates[self.first])

@@ -12,20 +12,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from athanor.campaign.collect import Collector, measurements
 from athanor.campaign.errors import explain
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
 from athanor.campaign.prior import read_prior, warm_start
+from athanor.campaign.progress import FurnaceReadings, Progress, waiting_for
 from athanor.campaign.roles import Roles
 from athanor.campaign.worker import Event, ExperimentWorker
 from athanor.config import CampaignConfig
 from athanor.lab import Lab
 from athanor.lab_config import LabConfig
 from athanor.planner.planner import Planner, Suggestion
-from athanor.protocols.contract import holder_experiment, holder_id
+from athanor.protocols.contract import holder_id
 from athanor.protocols.registry import check_arguments, resolve
 from athanor.protocols.requests import check_requests, requests_of
 from athanor.store import Experiment, ExperimentState, Store
@@ -42,19 +42,6 @@ STOP_WAIT = 30.0
 class StopCampaign(Exception):
     """No answer will come (the input is closed, a SIGTERM came): ``approve`` and
     ``decide`` raise this, and the campaign stops as on the operator's stop."""
-
-
-@dataclass
-class Progress:
-    """What the live display shows."""
-
-    campaign: str
-    max_experiments: int
-    counts: dict[str, int] = field(default_factory=dict)
-    furnaces: dict[str, tuple[str, float | None]] = field(default_factory=dict)
-    best: tuple[float, dict[str, Any]] | None = None
-    lab_time: float = 0.0
-    wall_time: float = 0.0
 
 
 class CampaignRunner:
@@ -121,6 +108,9 @@ class CampaignRunner:
         # as many more experiments may then wait for the other roles, but no more, so
         # the planner sees results.
         self.max_in_flight = 2 * len(self.roles.starters)
+        self.readings = FurnaceReadings(lab.furnaces, self.clock)
+        self._activity = ""  # what the campaign waits for: the planner, an answer, a pause
+        self._recorded_activity = ""
         self.events: queue.Queue[Event] = queue.Queue()
         self.workers: dict[int, ExperimentWorker] = {}
         self.planner: Planner
@@ -373,7 +363,7 @@ class CampaignRunner:
         active = self.store.experiments(self.config.name, [S.QUEUED, S.RUNNING, S.MEASURING])
         pending = [e.params for e in active]
         started = time.perf_counter()
-        with self._planner_lock:
+        with self._planner_lock, self._doing("planner fitting the next experiment"):
             (suggestion,) = self.planner.suggest(1, pending=pending)
         self.planner_seconds += time.perf_counter() - started
         provenance = suggestion.to_dict()
@@ -381,7 +371,9 @@ class CampaignRunner:
         decision = "accepted"
         if self.approve is not None:
             try:
-                params = self.approve(suggestion)
+                with self._doing("awaiting the operator's approval of a proposal"):
+                    self._report()
+                    params = self.approve(suggestion)
             except StopCampaign as exc:  # nothing is stored: resume proposes again
                 self.request_stop(str(exc))
                 return None
@@ -532,7 +524,9 @@ class CampaignRunner:
             self.notify(f"experiment {number} did not pause within {STOP_WAIT:g} s")
         self._make_safe()
         self.store.update_campaign(self.config.name, status="paused")
-        decision = self._decide()
+        with self._doing("paused"):
+            self._report()
+            decision = self._decide()
         self.store.update_campaign(
             self.config.name, status="running" if decision == "resume" else "stopping"
         )
@@ -589,22 +583,18 @@ class CampaignRunner:
     # ------------------------------------------------------------------ reporting
 
     def _report(self) -> None:
+        """Record why experiments wait (the store, for ``athanor status``); show progress."""
         if self.on_progress is not None:
-            self.on_progress(self.progress())
+            self.on_progress(self.progress())  # records them too
+        else:
+            self._record_reasons(self.store.experiments(self.config.name))
 
     def progress(self) -> Progress:
+        experiments = self.store.experiments(self.config.name)
         counts: dict[str, int] = {}
-        for exp in self.store.experiments(self.config.name):
+        for exp in experiments:
             counts[exp.state] = counts.get(exp.state, 0) + 1
-        furnaces: dict[str, tuple[str, float | None]] = {}
-        for name, furnace in self.lab.furnaces.items():
-            holder = self.pool.holder(name)
-            try:
-                temperature: float | None = furnace.driver.pv()
-            except Exception:
-                temperature = None
-            number = holder_experiment(holder) if holder else None
-            furnaces[name] = (str(number) if number is not None else "idle", temperature)
+        waiting = self._record_reasons(experiments)
         best = None
         with self._planner_lock:
             obs = self.planner.best() if len(self.config.objectives) == 1 else None
@@ -614,11 +604,54 @@ class CampaignRunner:
             campaign=self.config.name,
             max_experiments=self.config.budget.max_experiments,
             counts=counts,
-            furnaces=furnaces,
+            furnaces=self.readings.table(self.pool),
             best=best,
+            waiting=waiting,
+            activity=self._activity,
             lab_time=self._lab_before + self.clock.now() - self._lab_start,
             wall_time=time.monotonic() - self._started_wall,
         )
+
+    @contextmanager
+    def _doing(self, activity: str) -> Iterator[None]:
+        """What the campaign waits for while the block runs (shown and stored)."""
+        self._activity = activity
+        try:
+            yield
+        finally:
+            self._activity = ""
+
+    def _reasons(self, experiments: list[Experiment]) -> dict[int, str]:
+        """experiment number -> why it is not running (empty for one that runs)."""
+        in_pool = waiting_for(self.pool, self.roles.descriptions)
+        first = self.roles.requests[self.roles.first]
+        reasons = {}
+        for exp in experiments:
+            if not exp.state.active:
+                continue
+            if self._activity == "paused":
+                reasons[exp.number] = "paused"
+            elif exp.id not in self.workers:
+                reasons[exp.number] = (
+                    f"no free {first.kind}"
+                    if not self.pool.free(self.roles.starters)
+                    else f"{len(self.workers)} experiments in flight, as many as this lab takes"
+                )
+            else:
+                reasons[exp.number] = in_pool.get(exp.number, "")
+        return reasons
+
+    def _record_reasons(self, experiments: list[Experiment]) -> dict[int, str]:
+        """Store each waiting reason that changed (one transaction each); returns them."""
+        reasons = self._reasons(experiments)
+        for exp in experiments:
+            reason = reasons.get(exp.number, "")
+            if exp.waiting != reason and exp.id is not None:
+                self.store.update_experiment(exp.id, waiting=reason)
+        if self._activity != self._recorded_activity:
+            self.store.update_campaign(self.config.name, waiting=self._activity)
+            self._recorded_activity = self._activity
+        return {n: r for n, r in reasons.items() if r}
 
     def summary(self) -> dict[str, Any]:
         progress = self.progress()

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
@@ -507,6 +507,31 @@ def _create_tables(engine: Engine) -> None:
         SQLModel.metadata.create_all(engine)
     except OperationalError:  # another process (a running campaign) made them just now
         SQLModel.metadata.create_all(engine)
+    _add_new_columns(engine)
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Columns added to a table since a database was made, added to it (with defaults).
+
+    Only additions: a store written by an earlier athanor gains the new fields and
+    keeps everything it holds.
+    """
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            present = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = getattr(column.default, "arg", None)
+                if not isinstance(default, str | int | float):
+                    raise StoreError(f"cannot add column {table.name}.{column.name}: no default")
+                literal = repr(default) if isinstance(default, str) else str(default)
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind} '
+                    f"NOT NULL DEFAULT {literal}"
+                )
 
 
 def _get(session: Session, model: type[RowT], key: Any) -> RowT:

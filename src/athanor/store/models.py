@@ -55,6 +55,7 @@ class Campaign(SQLModel, table=True):
     seed: int = 0
     planner_state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     lab_time: float = 0.0  # lab seconds the campaign has run, over all its sessions
+    waiting: str = ""  # what the campaign itself waits for (the planner, an answer)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -81,6 +82,7 @@ class Experiment(SQLModel, table=True):
     sample_id: str | None = None
     attempts: int = 0
     reason: str = ""
+    waiting: str = ""  # why it is not running while it waits (the scheduler's word)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
