@@ -231,3 +231,22 @@ def test_a_stop_ends_even_when_a_plan_will_not_and_names_the_experiment(tmp_path
         cut = store.experiments("mini", [S.ABANDONED])
     assert cut and all("its plan did not end within 1 s" in e.reason for e in cut)
     assert any(f"experiment {cut[0].number}: stopped by the operator" in n for n in notes)
+
+
+@pytest.mark.slow
+def test_an_edit_outside_the_search_space_is_refused_at_the_prompt_with_the_allowed_range(
+    tmp_path,
+):
+    path = write_campaign(tmp_path, budget={"max_experiments": 1}, initial_experiments=1)
+    db = tmp_path / "lab.db"
+    # edit; temperature 1300 and the rest as proposed; refused; edit again with 950
+    answers = "edit\n1300\n\n\n\n\n" + "950\n\n\n\n\n"
+    result = CliRunner().invoke(
+        app, ["run", str(path), "--db", str(db), "--no-live", "--approve"], input=answers
+    )
+    assert result.exit_code == 0, result.output
+    refusal = "edited proposal.temperature_c: 1300 is outside the allowed range 800 to 1150"
+    assert f"refused: {refusal}" in " ".join(result.output.split()), result.output
+    (experiment,) = Store(db).experiments("mini")
+    assert experiment.params["temperature_c"] == 950.0
+    assert [p.decision for p in Store(db).proposals("mini")] == ["edited"]

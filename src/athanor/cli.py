@@ -175,7 +175,7 @@ def resume(
 
     try:
         config, lab_config = stored_campaign(db, campaign)
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         fail(str(exc))
     _run(config, lab_config, db, approve=approve, live=live, new=False)
 

@@ -19,6 +19,7 @@ from rich.prompt import Prompt
 from athanor.campaign.display import render
 from athanor.campaign.progress import Progress
 from athanor.campaign.runner import CampaignRunner, Decision, StopCampaign
+from athanor.planner.encoding import PlannerError
 from athanor.planner.planner import Suggestion
 
 
@@ -123,14 +124,33 @@ class Operator:
                 return None
             if answer == "accept":
                 return suggestion.params
-            edited = dict(suggestion.params)
-            for key, value in suggestion.params.items():
-                text = self._ask(f"  {key}", default=str(value))
-                edited[key] = type(value)(text) if isinstance(value, int | float) else text
-            return edited
+            return self._edit(suggestion.params)
+
+    def _edit(self, proposed: dict[str, Any]) -> dict[str, Any]:
+        """Ask for each value until the whole proposal is inside the search space."""
+        edited = dict(proposed)
+        while True:
+            for key in proposed:
+                edited[key] = self._ask(f"  {key}", default=str(edited[key]))
+            try:
+                return self._check_edit(edited)
+            except PlannerError as exc:
+                self.console.print(f"[red]refused:[/] {exc}; edit again", highlight=False)
+
+    def _check_edit(self, edited: dict[str, Any]) -> dict[str, Any]:
+        if self.runner is None:  # no planner to ask: numbers as numbers
+            return {k: _number_or_text(v) for k, v in edited.items()}
+        return self.runner.planner.check(edited, "edited proposal")
 
     def run(self, runner: CampaignRunner, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         if self.live is None:
             return work()
         with self.live:
             return work()
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text

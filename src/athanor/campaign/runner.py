@@ -24,6 +24,7 @@ from athanor.campaign.worker import Event, ExperimentWorker
 from athanor.config import CampaignConfig
 from athanor.lab import Lab
 from athanor.lab_config import LabConfig
+from athanor.planner.encoding import PlannerError
 from athanor.planner.planner import Planner, Suggestion
 from athanor.protocols.contract import holder_id
 from athanor.protocols.registry import check_arguments, resolve
@@ -377,6 +378,12 @@ class CampaignRunner:
             except StopCampaign as exc:  # nothing is stored: resume proposes again
                 self.request_stop(str(exc))
                 return None
+            if params is not None and params != suggestion.params:
+                try:  # an edit is held to the same space as every proposal
+                    params = self.planner.check(params, "edited proposal")
+                except PlannerError as exc:
+                    self.notify(f"rejected: {exc}")
+                    params = None
             decision = (
                 "rejected"
                 if params is None

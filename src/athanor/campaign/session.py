@@ -83,10 +83,14 @@ def open_session(
 
 
 def stored_campaign(db: str, name: str) -> tuple[CampaignConfig, LabConfig]:
-    """A campaign's config and lab as the store keeps them (for resume)."""
+    """A campaign's config and lab as the store keeps them (for resume), checked as
+    ``run`` checks them (the protocol may have changed since, or left the path)."""
     store = Store(db, "write")
     try:
         campaign = store.campaign(name)
     finally:
         store.close()
-    return CampaignConfig.model_validate(campaign.config), LabConfig.model_validate(campaign.lab)
+    config = CampaignConfig.model_validate(campaign.config)
+    lab_config = LabConfig.model_validate(campaign.lab)
+    check_campaign(config, lab_config)
+    return config, lab_config

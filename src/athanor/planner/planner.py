@@ -225,6 +225,18 @@ class Planner:
 
     # ------------------------------------------------------------------ observations
 
+    def check(self, params: Mapping[str, Any], what: str = "params") -> dict[str, Any]:
+        """``params`` checked against the space: names, ranges, choices and constraints.
+
+        Returns them as the planner would store them; raises :class:`PlannerError`
+        naming the parameter and what is allowed, or the constraint broken.
+        """
+        checked = self.encoder.check(params, what)
+        if not self.encoder.feasible(self.encoder.encode(checked)[None, :])[0]:
+            rules = [str(c) for c in self.space.constraints] or ["the compositions' totals"]
+            raise PlannerError(f"{what}: breaks the search space's constraints: {'; '.join(rules)}")
+        return checked
+
     def ingest(
         self,
         params: Mapping[str, Any],
