@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from campaign_files import write_campaign
 from event_model import DocumentNames, schema_validators
 from typer.testing import CliRunner
 
@@ -22,21 +22,6 @@ from athanor.store import ExperimentState, Store
 
 ROOT = Path(__file__).parent.parent
 S = ExperimentState
-
-
-def write_campaign(folder: Path, name: str = "mini", **changes) -> Path:
-    """The demo campaign, shrunk, on the sim lab sped up to 20000x."""
-    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
-    lab["clock"]["time_scale"] = 10_000
-    lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
-    (folder / "lab.yaml").write_text(yaml.safe_dump(lab))
-    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
-    campaign.update(name=name, lab="lab.yaml", initial_experiments=4)
-    campaign["budget"] = {"max_experiments": 10}
-    campaign.update(changes)
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(campaign))
-    return path
 
 
 def run_in_process(

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
-from test_campaign import write_campaign
+from campaign_files import write_campaign
 from typer.testing import CliRunner
 
 from athanor.campaign import runner as runner_module

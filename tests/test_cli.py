@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_campaign import write_campaign
+from campaign_files import write_campaign
 from typer.testing import CliRunner
 
 from athanor import __version__

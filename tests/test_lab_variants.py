@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from campaign_files import write_campaign
 from typer.testing import CliRunner
 
 from athanor.cli import app
@@ -58,16 +59,13 @@ def test_check_prints_each_lack_once_under_the_table(served):
 
 @pytest.mark.slow
 def test_a_campaign_on_the_variants_lab_analyses_every_experiment(tmp_path):
-    lab = yaml.safe_load(VARIANTS.read_text())
-    lab["clock"]["time_scale"] = 10_000
-    lab["instruments"]["xrd"]["exchange_dir"] = str(tmp_path / "xrd")
-    lab["instruments"]["uvvis"]["sim"]["firmware"]["pace_baud"] = 115200  # 0.4 s a spectrum
-    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
-    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
-    campaign.update(name="variants", lab="lab.yaml", initial_experiments=4)
-    campaign["budget"] = {"max_experiments": 6}
-    path = tmp_path / "variants.yaml"
-    path.write_text(yaml.safe_dump(campaign))
+    def faster_line(instruments, folder):
+        instruments["uvvis"]["sim"]["firmware"]["pace_baud"] = 115200  # 0.4 s a spectrum
+
+    path = write_campaign(
+        tmp_path, "variants", lab=VARIANTS.name, instruments=faster_line,
+        budget={"max_experiments": 6},
+    )  # fmt: skip
     db = tmp_path / "lab.db"
     result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
     assert result.exit_code == 0, result.output

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
+from campaign_files import write_campaign
 from typer.testing import CliRunner
 
 from athanor.cli import app
@@ -61,16 +61,10 @@ def test_a_protocol_from_outside_the_package_gets_live_states_and_analysis(tmp_p
     (tmp_path / "house_protocols.py").write_text(textwrap.dedent(HOUSE_PROTOCOL))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "house_protocols", raising=False)
-    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
-    lab["clock"]["time_scale"] = 10_000
-    lab["instruments"]["xrd"]["exchange_dir"] = str(tmp_path / "xrd")
-    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
-    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
-    campaign.update(name="house", lab="lab.yaml", initial_experiments=3,
-                    protocol="house_protocols:house_recipe", protocol_args={})  # fmt: skip
-    campaign["budget"] = {"max_experiments": 3}
-    path = tmp_path / "house.yaml"
-    path.write_text(yaml.safe_dump(campaign))
+    path = write_campaign(
+        tmp_path, "house", initial_experiments=3, budget={"max_experiments": 3},
+        protocol="house_protocols:house_recipe", protocol_args={},
+    )  # fmt: skip
     db = tmp_path / "lab.db"
     result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
     assert result.exit_code == 0, result.output

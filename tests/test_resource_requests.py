@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-import yaml
+from campaign_files import write_campaign
 from typer.testing import CliRunner
 
 from athanor.cli import app
@@ -15,20 +15,6 @@ from athanor.resources import ResourcePool
 from athanor.store import ExperimentState, Store
 
 ROOT = Path(__file__).parent.parent
-
-
-def write_campaign(folder: Path, lab_changes, budget: int = 6) -> Path:
-    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
-    lab["clock"]["time_scale"] = 10_000
-    lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
-    lab_changes(lab["instruments"], folder)
-    (folder / "lab.yaml").write_text(yaml.safe_dump(lab))
-    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
-    campaign.update(name="requests", lab="lab.yaml", initial_experiments=min(4, budget))
-    campaign["budget"] = {"max_experiments": budget}
-    path = folder / "campaign.yaml"
-    path.write_text(yaml.safe_dump(campaign))
-    return path
 
 
 def _second_diffractometer(instruments, folder: Path) -> None:
@@ -41,7 +27,9 @@ def _no_spectrometer(instruments, folder: Path) -> None:
 
 @pytest.mark.slow
 def test_a_lab_with_two_diffractometers_measures_on_both(tmp_path):
-    path = write_campaign(tmp_path, _second_diffractometer, budget=8)
+    path = write_campaign(
+        tmp_path, "requests", instruments=_second_diffractometer, budget={"max_experiments": 8}
+    )
     db = tmp_path / "lab.db"
     result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
     assert result.exit_code == 0, result.output
@@ -57,7 +45,7 @@ def test_a_lab_with_two_diffractometers_measures_on_both(tmp_path):
 
 
 def test_a_lab_without_the_requested_spectrometer_is_refused_before_anything_moves(tmp_path):
-    path = write_campaign(tmp_path, _no_spectrometer)
+    path = write_campaign(tmp_path, "requests", instruments=_no_spectrometer)
     db = tmp_path / "lab.db"
     result = CliRunner().invoke(app, ["run", str(path), "--db", str(db), "--no-live"])
     assert result.exit_code != 0
@@ -67,7 +55,7 @@ def test_a_lab_without_the_requested_spectrometer_is_refused_before_anything_mov
 
 
 def test_plan_check_refuses_a_lab_without_the_requested_spectrometer(tmp_path):
-    path = write_campaign(tmp_path, _no_spectrometer)
+    path = write_campaign(tmp_path, "requests", instruments=_no_spectrometer)
     args = ["temperature_c=900", "dwell_h=2", "ramp_c_per_min=10"]
     lab = str(tmp_path / "lab.yaml")
     params = [word for arg in args for word in ("-p", arg)]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from campaign_files import write_campaign
 from typer.testing import CliRunner
 
 from athanor.campaign.progress import READING_INTERVAL, FurnaceReadings
@@ -23,22 +23,10 @@ from athanor.simulators.eurotherm import EurothermEmulator, ModbusLine
 ROOT = Path(__file__).parent.parent
 
 
-def _campaign(folder: Path) -> Path:
-    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
-    lab["clock"]["time_scale"] = 20_000
-    lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
-    (folder / "lab.yaml").write_text(yaml.safe_dump(lab))
-    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
-    campaign.update(name="waits", lab="lab.yaml", initial_experiments=4)
-    campaign["budget"] = {"max_experiments": 4}
-    path = folder / "waits.yaml"
-    path.write_text(yaml.safe_dump(campaign))
-    return path
-
-
 @pytest.mark.slow
 def test_status_shows_that_experiments_wait_for_the_diffractometer_and_who_has_it(tmp_path):
-    config, lab_config = load_for_run(_campaign(tmp_path), None)
+    path = write_campaign(tmp_path, "waits", time_scale=20_000, budget={"max_experiments": 4})
+    config, lab_config = load_for_run(path, None)
     db = tmp_path / "lab.db"
     with open_session(config, lab_config, str(db)) as session:
         runner = CampaignRunner(config, session.lab, session.store)
