@@ -321,11 +321,7 @@ class CampaignRunner:
     def _start_what_fits(self) -> None:
         if self.synchronous and self.workers:
             return
-        while (
-            self.pool.free(self.roles.starters)
-            and len(self.workers) < self.max_in_flight
-            and self._can_start()
-        ):
+        while self._loadable() and len(self.workers) < self.max_in_flight and self._can_start():
             queued = [e for e in self._queued() if e.id not in self.workers]
             if queued:
                 self._launch(queued[0])
@@ -336,6 +332,18 @@ class CampaignRunner:
                 self._launch(experiment)
             else:
                 return  # the proposer thread is on it
+
+    def _loadable(self) -> tuple[str, ...]:
+        """Free instruments an experiment can start on that are safe to load now (a
+        furnace hot from an interrupted run is not, until it has cooled)."""
+        return tuple(
+            name for name in self.pool.free(self.roles.starters) if self._safe_to_load(name)
+        )
+
+    def _safe_to_load(self, name: str) -> bool:
+        device = self.roles.candidates[self.roles.first][name]
+        check = getattr(device, "safe_to_load", None)
+        return check is None or check(self.readings.temperature(name))
 
     def _propose_ahead(self) -> None:
         """Keep the next experiment proposed and queued, so that a furnace that frees up
@@ -405,7 +413,7 @@ class CampaignRunner:
         assert experiment.id is not None
         holder = holder_id(self.config.name, experiment.number)
         first = self.roles.requests[self.roles.first]
-        granted = self.pool.try_acquire(self.roles.starters, holder, first.priority)
+        granted = self.pool.try_acquire(self._loadable(), holder, first.priority)
         assert granted is not None
         attempt = len(self.store.samples(experiment.id)) + 1  # a new sample every launch
         sample_id = f"{self.config.name}-{experiment.number:03d}-{attempt}"
@@ -639,9 +647,13 @@ class CampaignRunner:
             if self._activity == "paused":
                 reasons[exp.number] = "paused"
             elif exp.id not in self.workers:
+                free = self.pool.free(self.roles.starters)
+                hot = [n for n in free if not self._safe_to_load(n)]
                 reasons[exp.number] = (
                     f"no free {first.kind}"
-                    if not self.pool.free(self.roles.starters)
+                    if not free
+                    else f"no {first.kind} safe to load ({', '.join(hot)} still hot)"
+                    if len(hot) == len(free)
                     else f"{len(self.workers)} experiments in flight, as many as this lab takes"
                 )
             else:

@@ -108,6 +108,10 @@ class Furnace(Device):
     def position(self) -> float:
         return self.driver.pv()
 
+    def safe_to_load(self, temperature: float | None) -> bool:
+        """Whether a sample may go in or come out at ``temperature`` °C (None: unknown)."""
+        return temperature is not None and temperature <= self.limits.handling_temperature
+
     def check(self, target: float | Sequence[Segment]) -> tuple[Segment, ...]:
         """The segments ``set(target)`` would run; LimitError if they break a limit."""
         segments = (

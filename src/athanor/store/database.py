@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -502,12 +503,18 @@ class DocumentWriter:
         raise StoreError(f"cannot tell which run a {name!r} document belongs to")
 
 
-def _create_tables(engine: Engine) -> None:
-    try:
-        SQLModel.metadata.create_all(engine)
-    except OperationalError:  # another process (a running campaign) made them just now
-        SQLModel.metadata.create_all(engine)
-    _add_new_columns(engine)
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """Make the tables and add new columns; another process (a campaign starting) may be
+    doing the same at this moment, so a clash is tried again a few times."""
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            _add_new_columns(engine)
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _add_new_columns(engine: Engine) -> None:
