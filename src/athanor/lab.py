@@ -25,7 +25,9 @@ def open_driver(name: str, config: InstrumentConfig, clock: Clock) -> Any:
     return kind_of(config).open_driver(name, config, clock)
 
 
-def simulate(config: LabConfig, clock: Clock | None = None, *, root: Path | None = None):
+def simulate(
+    config: LabConfig, clock: Clock | None = None, *, root: Path | None = None
+) -> SimulatedLab:
     """The emulators of a simulated lab config (:class:`SimulatedLab`), not yet started."""
     return SimulatedLab(config, emulator_factories(), clock, root=root)
 

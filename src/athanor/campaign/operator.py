@@ -138,8 +138,7 @@ class Operator:
                 self.console.print(f"[red]refused:[/] {exc}; edit again", highlight=False)
 
     def _check_edit(self, edited: dict[str, Any]) -> dict[str, Any]:
-        if self.runner is None:  # no planner to ask: numbers as numbers
-            return {k: _number_or_text(v) for k, v in edited.items()}
+        assert self.runner is not None, "proposals come from the runner this operator serves"
         return self.runner.planner.check(edited, "edited proposal")
 
     def run(self, runner: CampaignRunner, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -147,10 +146,3 @@ class Operator:
             return work()
         with self.live:
             return work()
-
-
-def _number_or_text(text: str) -> Any:
-    try:
-        return float(text)
-    except ValueError:
-        return text
