@@ -131,6 +131,7 @@ def test_kill_mid_campaign_then_resume_loses_and_repeats_nothing(tmp_path):
     before = {e.number: e.state for e in store.experiments("mini")}
     interrupted = [n for n, s in before.items() if s in (S.RUNNING, S.MEASURING)]
     assert interrupted, f"the kill came at a moment with nothing in a furnace: {before}"
+    open_runs = {r.uid for r in store.runs("mini") if r.exit_status is None}
     result = subprocess.run(
         [exe, "resume", "mini", "--db", str(db), "--no-live"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
@@ -147,8 +148,9 @@ def test_kill_mid_campaign_then_resume_loses_and_repeats_nothing(tmp_path):
     assert not [e for e in after if e.state in (S.QUEUED, S.RUNNING, S.MEASURING)]
     counted = [e for e in after if e.state in (S.ANALYSED, S.FAILED)]
     assert len(counted) == 10  # the budget, each experiment once
-    assert all(r.exit_status is not None for r in store.runs("mini"))
-    assert "interrupted" in {r.exit_status for r in store.runs("mini")}
+    runs = {r.uid: r.exit_status for r in store.runs("mini")}
+    assert None not in runs.values(), "a run was left without an exit status"
+    assert {uid: runs[uid] for uid in open_runs} == dict.fromkeys(open_runs, "interrupted")
 
 
 @pytest.mark.parametrize(

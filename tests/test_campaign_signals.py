@@ -216,7 +216,7 @@ def test_a_stop_ends_even_when_a_plan_will_not_and_names_the_experiment(tmp_path
     notes: list[str] = []
 
     def pause_once_launched(_progress: Any) -> None:
-        if runner.workers:
+        if runner.flight:
             runner.request_pause()
 
     with open_session(config, lab_config, str(tmp_path / "lab.db")) as session:

@@ -18,7 +18,8 @@ from rich.prompt import Prompt
 
 from athanor.campaign.display import render
 from athanor.campaign.progress import Progress
-from athanor.campaign.runner import CampaignRunner, Decision, StopCampaign
+from athanor.campaign.proposals import StopCampaign
+from athanor.campaign.runner import CampaignRunner, Decision
 from athanor.planner.encoding import PlannerError
 from athanor.planner.planner import Suggestion
 

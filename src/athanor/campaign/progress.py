@@ -7,12 +7,16 @@ line shared by several controllers is not flooded by the scheduler loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from athanor.campaign.roles import Roles
 from athanor.clock import Clock
 from athanor.protocols.contract import holder_experiment
 from athanor.resources import ResourcePool
+from athanor.store import Experiment
 
 #: Lab seconds between two readings of one furnace for the live view.
 READING_INTERVAL = 5.0
@@ -31,6 +35,22 @@ class Progress:
     wall_time: float = 0.0
     waiting: dict[int, str] = field(default_factory=dict)  # experiment number -> why
     activity: str = ""  # what the campaign itself waits for (planner, approval, pause)
+
+
+class Activity:
+    """What the campaign itself waits for (the planner, an answer, a pause), or ""."""
+
+    def __init__(self) -> None:
+        self.now = ""
+
+    @contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        """``what`` is the activity while the block runs."""
+        self.now = what
+        try:
+            yield
+        finally:
+            self.now = ""
 
 
 class FurnaceReadings:
@@ -75,6 +95,43 @@ def waiting_for(pool: ResourcePool, describe: dict[tuple[str, ...], str]) -> dic
         busy = sorted({f"{name} has {_who(h)}" for name in want if (h := pool.holder(name))})
         what = describe.get(want, " or ".join(want))
         reasons[number] = f"waiting for {what}" + (f" ({', '.join(busy)})" if busy else "")
+    return reasons
+
+
+def waiting_reasons(
+    experiments: list[Experiment],
+    *,
+    running: Collection[int],
+    paused: bool,
+    pool: ResourcePool,
+    roles: Roles,
+    safe_to_load: Callable[[str], bool],
+) -> dict[int, str]:
+    """experiment number -> why it is not running ("" for one that runs).
+
+    ``running`` holds the ids of the experiments in flight; an active experiment not
+    among them waits for an instrument of the first role (or for room in flight).
+    """
+    in_pool = waiting_for(pool, roles.descriptions)
+    kind = roles.requests[roles.first].kind
+    reasons = {}
+    for exp in experiments:
+        if not exp.state.active:
+            continue
+        if paused:
+            reasons[exp.number] = "paused"
+        elif exp.id in running:
+            reasons[exp.number] = in_pool.get(exp.number, "")
+        else:
+            free = pool.free(roles.starters)
+            hot = [name for name in free if not safe_to_load(name)]
+            reasons[exp.number] = (
+                f"no free {kind}"
+                if not free
+                else f"no {kind} safe to load ({', '.join(hot)} still hot)"
+                if len(hot) == len(free)
+                else f"{len(running)} experiments in flight, as many as this lab takes"
+            )
     return reasons
 
 
