@@ -26,7 +26,8 @@ def write_campaign(
     change the lab's instruments, ``changes`` the campaign's keys."""
     lab_config = yaml.safe_load((LAB_CONFIGS / lab).read_text())
     lab_config["clock"]["time_scale"] = time_scale
-    lab_config["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
+    if "simulation" in lab_config:  # a served lab's instruments write where they serve
+        lab_config["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
     if instruments is not None:
         instruments(lab_config["instruments"], folder)
     (folder / "lab.yaml").write_text(yaml.safe_dump(lab_config))

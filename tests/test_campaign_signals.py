@@ -118,6 +118,7 @@ def test_sigterm_stops_as_the_operator_would_and_resume_finishes_the_campaign(se
     assert store.campaign("term").status == "finished"
     done = store.experiments("term", [S.ANALYSED, S.FAILED])
     assert len(done) == 6
+    assert not [e.reason for e in done if e.state == S.FAILED]  # nothing left in the way
     assert all(e.params in [d.params for d in done] for e in stopped)  # run again, to the end
 
 
@@ -199,7 +200,9 @@ def test_a_crash_is_recorded_as_crashed_in_one_line_and_resume_recovers_it(
     resumed = runner.invoke(app, ["resume", "crash", "--db", str(db), "--no-live"])
     assert resumed.exit_code == 0, resumed.output
     assert store.campaign("crash").status == "finished"
-    assert len(store.experiments("crash", [S.ANALYSED, S.FAILED])) == 6
+    done = store.experiments("crash", [S.ANALYSED, S.FAILED])
+    assert len(done) == 6
+    assert not [e.reason for e in done if e.state == S.FAILED]  # nothing left in the way
 
 
 def plan_that_will_not_stop(ctx: Any, **_params: Any) -> Generator[Any, Any, None]:

@@ -3,7 +3,9 @@
 An experiment is launched holding an instrument of its protocol's first role (a
 furnace) with a new sample; its worker's events become the store's state transitions,
 and its end (analysed, failed, or cut short by the operator) one ledger entry with what
-the planner learns from it. Every instrument it holds is released when it ends.
+the planner learns from it. A failed experiment's sample is cleared off the instruments
+it holds (:mod:`athanor.campaign.leftovers`), then every instrument it holds is
+released.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any, Literal
 from athanor.campaign.collect import Collector, measurements
 from athanor.campaign.errors import explain
 from athanor.campaign.ledger import Ledger
+from athanor.campaign.leftovers import clear_leftovers
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
 from athanor.campaign.roles import Roles
 from athanor.campaign.worker import Command, Event, ExperimentWorker
+from athanor.lab import Lab
 from athanor.protocols.contract import holder_id
 from athanor.resources import ResourcePool
 from athanor.store import Experiment, ExperimentState
@@ -34,6 +38,8 @@ class Flight:
     ----------
     ledger
         The campaign's experiments and planner.
+    lab
+        The lab, cleared of what a failed experiment left in it.
     plan
         The campaign's protocol, called with an experiment's context and arguments.
     roles, pool
@@ -47,13 +53,14 @@ class Flight:
     def __init__(
         self,
         ledger: Ledger,
+        lab: Lab,
         plan: Callable[..., Generator[Any, Any, Any]],
         roles: Roles,
         pool: ResourcePool,
         events: queue.Queue[Event],
         notify: Callable[[str], None],
     ) -> None:
-        self.ledger, self.plan, self.roles, self.pool = ledger, plan, roles, pool
+        self.ledger, self.lab, self.plan, self.roles, self.pool = ledger, lab, plan, roles, pool
         self.config, self.store = ledger.config, ledger.store
         self.events, self.notify = events, notify
         self.workers: dict[int, ExperimentWorker] = {}
@@ -83,6 +90,7 @@ class Flight:
             self.events,
             [self.store.document_writer(self.config.name)],
             analyse=self._analyse,
+            clean_up=lambda: self._clear(experiment.number, sample_id),
         )
         self.workers[experiment.id] = worker
         worker.start()
@@ -95,6 +103,14 @@ class Flight:
         except Exception as exc:
             return [], {}, f"analysis failed: {type(exc).__name__}: {exc}"
         return results, outcomes, why
+
+    def _clear(self, number: int, sample_id: str) -> None:
+        """After a failure, in the worker: clear what the experiment left on the
+        instruments it holds and on the robot, before they go to the next one."""
+        holder = holder_id(self.config.name, number)
+        held = {name for name in self.pool.instruments if self.pool.holder(name) == holder}
+        for note in clear_leftovers(self.lab, [sample_id], self.notify, held):
+            self.notify(f"experiment {number}: {note}")
 
     def handle(self, event: Event, ending: Ending | None) -> None:
         """Record what a worker reported; ``ending`` says whether the operator is

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from athanor.campaign.flight import Flight
 from athanor.campaign.ledger import Ledger
+from athanor.campaign.leftovers import clear_leftovers
 from athanor.campaign.progress import Activity, FurnaceReadings, Progress, waiting_reasons
 from athanor.campaign.proposals import Approval, Proposer, ProposerThread, StopCampaign
 from athanor.campaign.roles import Roles
@@ -141,14 +142,20 @@ class CampaignRunner:
     def recover(self) -> list[str]:
         """Pick up a campaign from the store after a pause, a crash or a kill.
 
-        Every furnace is put in its safe state first. Experiments that were in a furnace
-        or on an instrument when the campaign died are abandoned (their sample's
-        history is unknown) and, by the campaign's ``on_interrupt`` rule, their
-        parameters queued again as a new experiment. Runs left without a stop document
+        Every furnace is put in its safe state first, and what the dead process left in
+        the lab is cleared (:func:`~athanor.campaign.leftovers.clear_leftovers`: samples
+        on the diffractometer's books, in a furnace once it has cooled, on the bench; a
+        latched robot fault). Experiments that were in a furnace or on an instrument
+        when the campaign died are abandoned (their sample's history is unknown) and, by
+        the campaign's ``on_interrupt`` rule, their parameters queued again as a new
+        experiment. Runs left without a stop document
         are marked interrupted. Returns what was done, for the operator.
         """
         notes = [f"{name}: could not be made safe: {exc}" for name, exc in self.lab.safe()]
         self._take(Ledger.load(self.config, self.store, self.clock))
+        unfinished = [e for e in self.ledger.experiments() if e.state != S.ANALYSED]
+        left = [e.sample_id for e in unfinished if e.sample_id]
+        notes += clear_leftovers(self.lab, left, self.notify)
         for run in self.store.runs(self.config.name):
             if run.exit_status is None:
                 self.store.mark_run_interrupted(run.uid)
@@ -166,7 +173,9 @@ class CampaignRunner:
 
     def _take(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.flight = Flight(ledger, self.plan, self.roles, self.pool, self.events, self.notify)
+        self.flight = Flight(
+            ledger, self.lab, self.plan, self.roles, self.pool, self.events, self.notify
+        )
 
     # ------------------------------------------------------------------ the loop
 

@@ -51,6 +51,7 @@ class ExperimentWorker(threading.Thread):
         events: queue.Queue[Event],
         subscribers: list[Callable[[str, dict[str, Any]], Any]],
         analyse: Callable[[Collector], Any] = lambda collector: None,
+        clean_up: Callable[[], Any] = lambda: None,
     ) -> None:
         super().__init__(name=f"experiment-{experiment_id}", daemon=True)
         self.experiment_id = experiment_id
@@ -59,6 +60,7 @@ class ExperimentWorker(threading.Thread):
         self.events = events
         self.subscribers = subscribers
         self.analyse = analyse  # runs here, off the scheduler's thread
+        self.clean_up = clean_up  # after a failure, before it is reported; here too
         self.collector = Collector()
         self.commands: queue.Queue[Command] = queue.Queue()
         self.RE: RunEngine | None = None
@@ -96,6 +98,8 @@ class ExperimentWorker(threading.Thread):
                 Event("finished", self.experiment_id, collector=self.collector, analysed=analysed)
             )
         except BaseException as exc:
+            if not isinstance(exc, OperatorStop):  # a stopped campaign clears up on resume
+                self.clean_up()
             self.events.put(
                 Event("failed", self.experiment_id, error=exc, collector=self.collector)
             )

@@ -10,9 +10,10 @@ from ophyd import Component as Cpt
 from ophyd import Device, Kind
 from ophyd.status import Status
 
-from athanor.clock import Clock
+from athanor.clock import Clock, Deadline
 from athanor.devices.signals import ValueSignal
 from athanor.drivers.aeris import Aeris
+from athanor.drivers.errors import InstrumentFault
 
 
 class Diffractometer(Device):
@@ -77,3 +78,19 @@ class Diffractometer(Device):
             status.set_finished()
         except Exception as exc:
             status.set_exception(exc)
+
+    def clear(self, sample_id: str, timeout: float, poll: float = 10.0) -> bool:
+        """Take ``sample_id`` off the instrument's books, as after a run cut short; when
+        it is refused while a scan runs, again once the scan has ended (up to ``timeout``
+        lab seconds). Returns whether the instrument had the sample."""
+        for attempt in range(2):
+            try:
+                self.driver.remove(sample_id)
+                return True
+            except InstrumentFault:  # not on the instrument, or being measured
+                if attempt or self.driver.is_ready():
+                    return False
+            deadline = Deadline(self.clock, timeout)
+            while not self.driver.is_ready() and not deadline.expired:
+                self.clock.sleep(min(poll, max(deadline.remaining, 0.0)))
+        return False

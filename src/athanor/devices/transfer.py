@@ -13,6 +13,7 @@ from ophyd.status import Status
 
 from athanor.clock import Clock
 from athanor.devices.signals import ValueSignal
+from athanor.drivers.errors import InstrumentFault
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,21 @@ class SampleTransfer(Device):
 
         threading.Thread(target=work, name=f"{self.name}-move", daemon=True).start()
         return status
+
+    def where(self, sample_id: str) -> str | None:
+        """Where the handler last put ``sample_id`` (None: it does not know the sample)."""
+        try:
+            return str(self.driver.where(sample_id))
+        except InstrumentFault:
+            return None
+
+    def recover(self) -> str:
+        """Clear a latched fault (a gripper fault) so that moves are taken again; returns
+        the fault that was cleared, or ""."""
+        fault = self.driver.status().fault
+        if fault:
+            self.driver.reset()
+        return fault
 
     def _do(self, request: Move | Prepare) -> str:
         if isinstance(request, Prepare):
