@@ -53,6 +53,35 @@ class Athanor:
             self.planner.ingest(params, outcomes)
 
 
+#: The planner's settings before issue 18 (``PlannerSettings`` names them).
+BEFORE_ISSUE_18 = {
+    "refit_growth": 0.0,
+    "outcome_transform": "raw",
+    "batch": "greedy",
+    "pool_design": "random",
+}
+
+
+class AthanorBefore(Athanor):
+    """athanor with the settings it had before issue 18, for before/after tables."""
+
+    name = "athanor-before"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        super().__init__(problem, seed, settings=BEFORE_ISSUE_18)
+
+
+class AthanorEvidence(Athanor):
+    """athanor with the outcome transform chosen by leave-one-out evidence and the pool's
+    initial design stratified by k-means clusters (options, off by default)."""
+
+    name = "athanor-loo"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        settings = {"outcome_transform": "auto", "pool_design": "clusters"}
+        super().__init__(problem, seed, settings=settings)
+
+
 class AthanorDirect(Athanor):
     """athanor modelling a composite objective's value itself, not its outcomes."""
 
@@ -99,6 +128,59 @@ class Random:
 
     def tell(self, handle: Any, params: Params, outcomes: dict[str, float] | None) -> None:
         pass
+
+
+class BotorchEI:
+    """Plain BoTorch on a pool: ``SingleTaskGP`` with its default transforms, fitted by
+    ``fit_gpytorch_mll``, ``LogExpectedImprovement`` at the best value seen, maximised
+    over the untried rows; 5 random rows first (as Ax's initial design)."""
+
+    name = "botorch-ei"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        if problem.pool is None or len(problem.objectives) != 1:
+            raise ValueError("botorch-ei runs pool problems with one objective")
+        encoder = Planner(problem.space, problem.objectives, pool=problem.pool).encoder
+        self.pool = problem.pool
+        self.X = np.array([encoder.encode(encoder.check(row)) for row in problem.pool])
+        self.objective = problem.objectives[0]
+        self.rng = np.random.default_rng(20_000 + seed)
+        self.tried: list[int] = []
+        self.y: list[float] = []
+        self.latencies: list[float] = []
+
+    def ask(self, pending: list[Params]) -> tuple[Params, Any]:
+        import torch
+        from botorch.acquisition import LogExpectedImprovement
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms import Normalize, Standardize
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        untried = np.setdiff1d(np.arange(len(self.pool)), self.tried)
+        if len(self.y) < 5:
+            i = int(self.rng.choice(untried))
+        else:
+            start = time.perf_counter()
+            sign = -1.0 if self.objective["goal"] == "minimize" else 1.0
+            X = torch.as_tensor(self.X[self.tried])
+            Y = sign * torch.as_tensor(self.y, dtype=torch.float64).unsqueeze(-1)
+            model = SingleTaskGP(
+                X, Y, input_transform=Normalize(X.shape[-1]), outcome_transform=Standardize(1)
+            )
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            acqf = LogExpectedImprovement(model, best_f=Y.max())
+            with torch.no_grad():
+                values = acqf(torch.as_tensor(self.X[untried]).unsqueeze(1))
+            i = int(untried[int(values.argmax())])
+            self.latencies.append(time.perf_counter() - start)
+        self.tried.append(i)
+        return self.pool[i], None
+
+    def tell(self, handle: Any, params: Params, outcomes: dict[str, float] | None) -> None:
+        if outcomes is None:
+            raise ValueError("botorch-ei runs problems without failures")
+        self.y.append(outcomes[self.objective["name"]])
 
 
 class Ax:
@@ -184,4 +266,7 @@ class Ax:
             self.client.complete_trial(handle, raw_data=raw)
 
 
-METHODS = {m.name: m for m in (Athanor, AthanorDirect, Random, Sobol, Ax)}
+METHODS = {
+    m.name: m
+    for m in (Athanor, AthanorBefore, AthanorEvidence, AthanorDirect, BotorchEI, Random, Sobol, Ax)
+}

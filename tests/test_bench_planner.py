@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 
 from benchmarks import bench_planner
+from benchmarks.planner_methods import BEFORE_ISSUE_18, METHODS
+from benchmarks.planner_problems import branin as branin_function
 from benchmarks.planner_problems import synthetic
+
+
+def branin_value(p: dict) -> float:
+    return branin_function(p["x1"], p["x2"])
 
 
 @pytest.fixture
@@ -46,3 +52,26 @@ def test_seeds_are_a_count_or_a_range() -> None:
     assert bench_planner.seed_range("10-19") == range(10, 20)
     with pytest.raises(argparse.ArgumentTypeError, match="'ten' is neither a count"):
         bench_planner.seed_range("ten")
+
+
+def test_plain_botorch_ei_chooses_untried_pool_rows(branin) -> None:
+    grid = [{"x1": -5 + 1.5 * i, "x2": 1.5 * j} for i in range(11) for j in range(11)]
+    pool = replace(branin, pool=grid, ax=False)
+    runner = METHODS["botorch-ei"](pool, 0)
+    asked = []
+    for _ in range(15):
+        params, handle = runner.ask([])
+        asked.append(params)
+        runner.tell(handle, params, pool.evaluate(params, None))
+    assert all(p in grid for p in asked)
+    assert len({tuple(p.values()) for p in asked}) == 15
+    assert len(runner.latencies) == 10  # model-based after 5 random rows
+    # among the best 5 of 121 rows: random picks of 15 reach that only 1 time in 2
+    assert min(branin_value(p) for p in asked) <= sorted(branin_value(p) for p in grid)[4]
+
+
+def test_latency_compares_the_old_settings_with_the_defaults_in_one_run() -> None:
+    result = bench_planner.latency_scenario(quick=True)
+    assert list(result["cases"]) == list(bench_planner.LATENCY_CASES)
+    assert bench_planner.LATENCY_CASES["before (#18)"] == BEFORE_ISSUE_18
+    assert all(len(r["times"]) == result["calls"] for r in result["cases"].values())

@@ -427,3 +427,123 @@ def test_outliers_on_the_bad_side_are_winsorized_before_fitting():
     assert 5.0 < Y[7, 1] < 40.0  # an infeasible outlier stays infeasible, only less extreme
     assert Y[8, 1] == -30.0
     assert torch.equal(Y[:7], data.Y[:7])
+
+
+# ---------------------------------------------------------------- issue 18
+
+
+def test_outcome_transform_is_chosen_by_leave_one_out_evidence():
+    def heavy(p):  # log-normal-like: spans four decades
+        return math.exp(9 * (p["x"] + p["y"]))
+
+    chosen = {}
+    for transform in ("auto", "raw"):
+        planner = Planner(
+            SQUARE, MAXIMIZE_F, seed=14, settings={**FAST, "outcome_transform": transform}
+        )
+        rng = np.random.default_rng(3)
+        for a, b in rng.random((12, 2)):
+            planner.ingest({"x": a, "y": b}, {"f": heavy({"x": a, "y": b})})
+        (s,) = planner.suggest(1)
+        chosen[transform] = (s.model, planner.state()["fits"]["f"]["transform"])
+    assert chosen["auto"][0].startswith("SingleTaskGP (f log)")
+    assert chosen["auto"][1] == [0.0, 0.0]  # positive outcomes: the plain log
+    assert chosen["raw"] == ("SingleTaskGP/qLogNEI", [1.0, 0.0])
+
+
+def test_heavy_tailed_outcome_is_found_with_the_transform():
+    # the model's samples go back to the measured scale: the best is still sought
+    settings = {**FAST, "outcome_transform": "auto"}
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=15, n_initial=5, settings=settings)
+    run(planner, lambda p: math.exp(8 * bump(p)), 14)
+    assert "(f " in planner.suggest(1)[0].model  # a transform other than raw was chosen
+    assert math.dist(planner.best().params.values(), (0.3, 0.7)) < 0.15
+
+
+def test_fits_are_kept_until_the_data_has_grown_above_large_data():
+    settings = {**FAST, "large_data": 10, "refit_growth": 0.5, "outcome_transform": "auto"}
+    planner = Planner(SQUARE, MAXIMIZE_F, seed=16, n_initial=5, settings=settings)
+    run(planner, bump, 12)
+    fitted = []
+    for _ in range(8):
+        (s,) = planner.suggest(1)
+        fitted.append(planner.state()["fits"]["f"]["n"])
+        planner.ingest(s.params, {"f": bump(s.params)})
+    # every call refits up to 10 points, then at 15 (1.5 x 10); in between it conditions
+    assert fitted == [10, 10, 10, 15, 15, 15, 15, 15]
+    assert planner.state()["fits"]["f"]["transform_n"] == 15  # chosen again at a refit
+    every = Planner.from_state({**planner.state(), "settings": {**settings, "refit_growth": 0}})
+    every.suggest(1)
+    assert every.state()["fits"]["f"]["n"] == 20
+
+
+@pytest.mark.parametrize("batch", ["joint", "greedy"])
+def test_batches_differ_and_respect_compositions(batch):
+    space = {
+        "parameters": [
+            {"name": f"c{i}", "type": "continuous", "low": 0, "high": 1} for i in range(3)
+        ],
+        "compositions": [{"name": "mix", "components": ["c0", "c1", "c2"], "total": 1}],
+    }
+    planner = Planner(space, MAXIMIZE_F, seed=17, n_initial=5, settings={**FAST, "batch": batch})
+    run(planner, lambda p: -((p["c0"] - 0.5) ** 2) - (p["c1"] - 0.2) ** 2, 8)
+    pending = [{"c0": 0.5, "c1": 0.2, "c2": 0.3}]
+    points = [tuple(s.params.values()) for s in planner.suggest(4, pending=pending)]
+    assert all(sum(p) == pytest.approx(1.0, abs=1e-6) for p in points)
+    assert min(math.dist(a, b) for i, a in enumerate(points) for b in points[i + 1 :]) > 1e-3
+
+
+def test_pool_design_covers_every_cluster():
+    rng = np.random.default_rng(4)
+    dense = 0.1 + 0.05 * rng.random((95, 2))
+    sparse = 0.85 + 0.05 * rng.random((5, 2))
+    pool = [{"x": float(a), "y": float(b)} for a, b in np.concatenate([dense, sparse])]
+    hits = {}
+    for design in ("clusters", "random"):
+        hits[design] = 0
+        for seed in range(6):
+            planner = Planner(
+                SQUARE, MAXIMIZE_F, seed=seed, pool=pool, settings={"pool_design": design}
+            )
+            hits[design] += any(s.params["x"] > 0.5 for s in planner.suggest(5))
+    assert hits["clusters"] == 6
+    assert hits["random"] < 6
+
+
+def test_pool_csv_columns_and_outcomes_are_mapped_to_names(tmp_path):
+    path = tmp_path / "library.csv"
+    rows = [(a, b, (a - 2) ** 2 + b) for a in range(5) for b in (0.1, 0.5, 0.9)]
+    path.write_text(
+        "QAgNO3(%),Seed volume (uL),Instability index\n"
+        + "".join(f"{a},{b},{v}\n" for a, b, v in rows)
+    )
+    space = {
+        "parameters": [
+            {"name": "ag", "type": "continuous", "low": 0, "high": 4, "column": "QAgNO3(%)"},
+            {
+                "name": "seed",
+                "type": "continuous",
+                "low": 0,
+                "high": 1,
+                "column": "Seed volume (uL)",
+            },
+        ],
+        "pool": str(path),
+    }
+    objective = [{"name": "instability", "goal": "minimize", "column": "Instability index"}]
+    planner = Planner(space, objective, seed=18, n_initial=3, settings=FAST)
+    assert len(planner.pool) == 15 and set(planner.pool[0]) == {"ag", "seed"}
+    truth = {(a, b): v for a, b, v in rows}
+    for _ in range(6):
+        (s,) = planner.suggest(1)
+        value = truth[(s.params["ag"], s.params["seed"])]
+        planner.ingest(s.params, {"Instability index": value})
+    assert planner.observations[0].outcomes.keys() == {"instability"}
+    assert s.phase == "model"
+    (tmp_path / "other.csv").write_text("ag,seed\n1,0.5\n")
+    hint = r"no column 'QAgNO3\(%\)' for parameter 'ag'; its columns: 'ag', 'seed'"
+    with pytest.raises(PlannerError, match=hint):
+        Planner({**space, "pool": str(tmp_path / "other.csv")}, objective)
+    twice = [{**p, "column": "ag"} for p in space["parameters"]]
+    with pytest.raises(PlannerError, match="columns must be unique; more than one reads ag"):
+        Planner({"parameters": twice}, objective)

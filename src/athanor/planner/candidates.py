@@ -4,9 +4,12 @@ Continuous and mixed spaces: a scored screen of feasible Sobol points (plus smal
 perturbations of the best experiments so far), then gradient polishing with
 ``optimize_acqf`` from the best screened points, one discrete assignment at a time (the
 ``optimize_acqf_mixed`` idea, limited to the assignments the screen rates highest), with
-composition equalities and linear inequalities passed to the optimiser. Batches are built
-greedily, each chosen point becoming pending for the next. Pools: ``optimize_acqf_discrete``
-over the rows not yet tried.
+composition equalities and linear inequalities passed to the optimiser.
+
+A batch in a continuous space is optimised jointly (one ``optimize_acqf`` over all ``q``
+points), started from the best of random batches of the best screened points; in a space
+with discrete parameters, or with ``joint=False``, it is built greedily, each polished
+point becoming pending for the next. Pools: ``optimize_acqf_discrete`` over the rows not yet tried.
 """
 
 from __future__ import annotations
@@ -33,14 +36,12 @@ class SearchSettings:
     num_restarts: int
     max_assignments: int
     maxiter: int
+    joint: bool = True
 
 
 def score(acqf: object, X: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Acquisition values of single points (rows of ``X``)."""
-    out = []
-    with torch.no_grad():
-        for part in torch.as_tensor(X, dtype=_DTYPE).split(chunk):
-            out.append(acqf(part.unsqueeze(1)).detach().numpy())  # type: ignore[operator]
+    out = [_joint_score(acqf, X[i : i + chunk, None]) for i in range(0, len(X), chunk)]
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -67,11 +68,21 @@ def optimise(
     seed: int,
     settings: SearchSettings,
 ) -> tuple[np.ndarray, list[float]]:
-    """Greedy batch of ``q`` encoded points and each one's acquisition value."""
+    """A batch of ``q`` encoded points and each one's acquisition value.
+
+    Built greedily, a point's value is the acquisition given ``X_pending`` and the batch's
+    earlier points; optimised jointly, every point carries the batch's joint value.
+    """
     rng = np.random.default_rng(seed)
     raw, _ = SobolDesign(encoder, seed).draw(settings.raw_samples)
     raw = np.concatenate([raw, perturbed(encoder, centres, settings.raw_samples // 2, rng)])
     bounds = torch.stack([torch.zeros(encoder.dim), torch.ones(encoder.dim)]).to(_DTYPE)
+    continuous = all(c.levels is None for c in encoder.columns)
+    if 1 < q <= len(raw) // 2 and continuous and settings.joint:
+        starts = _batch_starts(acqf, raw, q, settings.num_restarts, rng)
+        batch = _polish(acqf, encoder, starts, bounds, settings)
+        value = float(_joint_score(acqf, batch[None])[0])
+        return batch, [value] * q
     has_continuous = any(c.levels is None for c in encoder.columns)
     chosen: list[np.ndarray] = []
     values: list[float] = []
@@ -80,16 +91,40 @@ def optimise(
         best_x, best_v = raw[int(np.argmax(vals))], float(np.max(vals))
         if has_continuous:
             for rows in _groups(encoder, raw, vals, settings.max_assignments):
-                x, v = _polish(acqf, encoder, raw[rows[: settings.num_restarts]], bounds, settings)
+                starts = raw[rows[: settings.num_restarts]][:, None]
+                x = _polish(acqf, encoder, starts, bounds, settings)
+                v = float(score(acqf, x)[0]) if encoder.feasible(x)[0] else -np.inf
                 if v > best_v:
-                    best_x, best_v = x, v
+                    best_x, best_v = x[0], v
         chosen.append(best_x)
         values.append(best_v)
-        pending = torch.as_tensor(np.array(chosen), dtype=_DTYPE)
-        if X_pending is not None:
-            pending = torch.cat([X_pending, pending])
-        acqf.set_X_pending(pending)  # type: ignore[attr-defined]
+        _set_pending(acqf, X_pending, np.array(chosen))
     return np.array(chosen), values
+
+
+def _set_pending(acqf: object, X_pending: Tensor | None, points: np.ndarray) -> None:
+    """Make ``X_pending`` and ``points`` (k x d) the acquisition's pending points."""
+    pending = torch.as_tensor(points, dtype=_DTYPE)
+    if X_pending is not None:
+        pending = torch.cat([X_pending, pending])
+    acqf.set_X_pending(pending)  # type: ignore[attr-defined]
+
+
+def _joint_score(acqf: object, batches: np.ndarray) -> np.ndarray:
+    """Joint acquisition values of q-batches (b x q x d)."""
+    with torch.no_grad():
+        return acqf(torch.as_tensor(batches, dtype=_DTYPE)).detach().numpy()  # type: ignore[operator]
+
+
+def _batch_starts(
+    acqf: object, raw: np.ndarray, q: int, count: int, rng: np.random.Generator, top: int = 32
+) -> np.ndarray:
+    """The ``count`` best q-batches: the ``q`` best screened points, and random q-subsets
+    of the ``top`` best."""
+    best = raw[np.argsort(-score(acqf, raw), kind="stable")[: max(top, q)]]
+    subsets = [np.arange(q)] + [rng.choice(len(best), q, replace=False) for _ in range(2 * top)]
+    batches = best[np.array(subsets)]
+    return batches[np.argsort(-_joint_score(acqf, batches), kind="stable")[:count]]
 
 
 def _groups(encoder: Encoder, raw: np.ndarray, vals: np.ndarray, limit: int) -> list[np.ndarray]:
@@ -107,27 +142,28 @@ def _groups(encoder: Encoder, raw: np.ndarray, vals: np.ndarray, limit: int) -> 
 
 def _polish(
     acqf: object, encoder: Encoder, starts: np.ndarray, bounds: Tensor, settings: SearchSettings
-) -> tuple[np.ndarray, float]:
-    ics = torch.as_tensor(starts, dtype=_DTYPE).unsqueeze(1)
-    fixed = encoder.fixed_features_of(starts[0]) or None
+) -> np.ndarray:
+    """The best of gradient runs from ``starts`` (restarts x q x d), snapped, q x d.
+
+    Discrete columns stay at the first start's values. A result that is not feasible
+    after snapping is replaced by the first start.
+    """
+    fixed = encoder.fixed_features_of(starts[0, 0]) or None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        X, v = optimize_acqf(
+        X, _ = optimize_acqf(
             acqf,  # type: ignore[arg-type]
             bounds=bounds,
-            q=1,
+            q=starts.shape[1],
             num_restarts=len(starts),
-            batch_initial_conditions=ics,
+            batch_initial_conditions=torch.as_tensor(starts, dtype=_DTYPE),
             fixed_features=fixed,
             equality_constraints=_tensors(encoder.equalities),
             inequality_constraints=_tensors(encoder.inequalities),
             options={"maxiter": settings.maxiter},
         )
-    x = encoder.snap(X.detach().numpy().reshape(1, -1))
-    if not encoder.feasible(x)[0]:
-        return starts[0], -float("inf")
-    value = float(score(acqf, x)[0]) if not np.allclose(x, X.detach().numpy()) else float(v)  # type: ignore[arg-type]
-    return x[0], value
+    x = encoder.snap(X.detach().numpy().reshape(starts.shape[1], -1))
+    return x if encoder.feasible(x).all() else starts[0]
 
 
 def _tensors(constraints: list[tuple[list[int], list[float], float]]) -> list | None:

@@ -3,7 +3,9 @@
 A space holds parameters (continuous, optionally log-scaled; integer; ordinal; categorical;
 fixed), composition groups whose components sum to a total, linear inequality
 constraints written as text (``"temperature + 40*dwell <= 1500"``) and, optionally, a
-finite pool of candidate rows to choose from.
+finite pool of candidate rows to choose from: a CSV file used as it is, each parameter
+read from its ``column`` (default: its name), e.g. ``{name: ag, column: "QAgNO3(%)"}``;
+objectives and outcome constraints name their column in tables of results the same way.
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ from athanor.schema import StrictModel
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
+def _column() -> Any:
+    return Field(None, min_length=1, description="its column in a pool or results CSV")
+
+
 class _Param(StrictModel):
     name: str = Field(pattern=f"^{_NAME}$")
     unit: str = ""
     description: str = ""
+    column: str | None = _column()
+
+    @property
+    def source(self) -> str:
+        """The CSV column holding this parameter."""
+        return self.column or self.name
 
 
 class Continuous(_Param):
@@ -152,6 +164,12 @@ class SearchSpace(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"parameter names must be unique; repeated: {', '.join(dupes)}")
+        columns = [p.source for p in self.parameters]
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(
+                f"parameter columns must be unique; more than one reads {', '.join(dupes)}"
+            )
         kinds = {p.name: p for p in self.parameters}
         for group in self.compositions:
             members: list[Continuous] = []
@@ -228,6 +246,7 @@ class Objective(StrictModel):
     target: float | None = None
     unit: str = ""
     product: list[Desirability] | None = Field(None, min_length=1)
+    column: str | None = _column()
 
     @model_validator(mode="after")
     def _target(self) -> Objective:
@@ -272,3 +291,4 @@ class OutcomeConstraint(StrictModel):
     name: str = Field(pattern=f"^{_NAME}$")
     op: Literal["<=", ">="]
     bound: float
+    column: str | None = _column()
