@@ -38,7 +38,26 @@ def resolve(name: str) -> Callable[..., Any]:
     plan = getattr(module, function, None)
     if not callable(plan):
         raise PlanError(f"protocol {name!r}: {module_name!r} has no function {function!r}")
+    if not _is_plan(plan):
+        raise PlanError(
+            f"protocol {name!r} is not a protocol plan: a plan is a generator function that "
+            "takes the experiment's context first and its parameters as keywords "
+            f"(built in: {', '.join(BUILT_IN)})"
+        )
     return plan
+
+
+def _is_plan(plan: Callable[..., Any]) -> bool:
+    """A generator function (decorators that keep ``__wrapped__`` are seen through)
+    with a positional first parameter for the context."""
+    if not inspect.isgeneratorfunction(inspect.unwrap(plan)):
+        return False
+    try:
+        params = list(inspect.signature(plan).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return bool(params) and params[0].kind in positional
 
 
 def check_arguments(plan: Callable[..., Any], names: Iterable[str], what: str) -> None:

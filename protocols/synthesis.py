@@ -4,18 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import bluesky.plan_stubs as bps
 from bluesky.utils import Msg
+from pydantic import Field
 
 from athanor.devices.transfer import Move, Prepare
 from athanor.protocols.anneal import anneal
 from athanor.protocols.context import ExperimentContext
 from athanor.protocols.measure import measure_spectrum, measure_xrd
+from athanor.protocols.parameters import LabChoice, LabLimit, diffractometer_programs
 from athanor.protocols.requests import Request, requires
 
 BENCH = "bench"  # where a sample waits between instruments
+
+# What each parameter may be; the lab's own limits and programs apply on top.
+Temperature = Annotated[
+    float,
+    Field(gt=0, allow_inf_nan=False),
+    LabLimit("furnace", "limits.max_temperature", "max", " °C"),
+    LabLimit("furnace", "limits.min_temperature", "min", " °C"),
+]
+DwellHours = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+RampRate = Annotated[
+    float,
+    Field(gt=0, allow_inf_nan=False),
+    LabLimit("furnace", "limits.max_ramp_rate", "max", " °C/min"),
+]
+MolarRatio = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
+SiteFraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+ScanProgramName = Annotated[
+    str | None, LabChoice("diffractometer", diffractometer_programs, "scan program")
+]
+IntegrationMs = Annotated[float, Field(ge=1, le=65535, allow_inf_nan=False)]
+Averages = Annotated[int, Field(ge=1, le=5000)]
 
 
 @requires(
@@ -27,14 +50,14 @@ BENCH = "bench"  # where a sample waits between instruments
 def synthesize_and_characterize(
     ctx: ExperimentContext,
     *,
-    temperature_c: float,
-    dwell_h: float,
-    ramp_c_per_min: float,
-    ba_ti_ratio: float = 1.0,
-    dopant: float = 0.0,
-    program: str | None = None,
-    integration_time: float = 50.0,
-    averages: int = 4,
+    temperature_c: Temperature,
+    dwell_h: DwellHours,
+    ramp_c_per_min: RampRate,
+    ba_ti_ratio: MolarRatio = 1.0,
+    dopant: SiteFraction = 0.0,
+    program: ScanProgramName = None,
+    integration_time: IntegrationMs = 50.0,
+    averages: Averages = 4,
 ) -> Generator[Msg, Any, Any]:
     """Make one sample and measure it: the standard solid-state synthesis experiment.
 
@@ -48,21 +71,22 @@ def synthesize_and_characterize(
     ctx : ExperimentContext
         The experiment's ids and instruments (its furnace already held).
     temperature_c : float
-        Dwell temperature, °C.
+        Dwell temperature, °C; within every furnace's limits.
     dwell_h : float
-        Hours at temperature.
+        Hours at temperature, 0 to 1000.
     ramp_c_per_min : float
-        Heating and cooling rate, °C per minute.
+        Heating and cooling rate, °C per minute; above 0, at most every furnace's limit.
     ba_ti_ratio : float, optional
-        Weighed Ba:Ti molar ratio of the precursors.
+        Weighed Ba:Ti molar ratio of the precursors, above 0 and at most 10.
     dopant : float, optional
-        Dopant fraction on the Ti site.
+        Dopant fraction on the Ti site, 0 to below 1.
     program : str, optional
-        Diffractometer scan program; the instrument's default when not given.
+        Diffractometer scan program, one every diffractometer has; the instrument's
+        default when not given.
     integration_time : float, optional
-        Spectrometer integration time, ms.
+        Spectrometer integration time, 1 to 65535 ms.
     averages : int, optional
-        Spectra averaged.
+        Spectra averaged, 1 to 5000.
 
     Yields
     ------

@@ -103,6 +103,7 @@ search_space:
     - "temperature + 40*dwell <= 1500"
 objectives:
   - {name: target_fraction, goal: maximize}
+outcomes: {target_fraction: fraction_BaTiO3}
 budget: {max_experiments: 40}
 """
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from athanor import __version__
@@ -38,7 +39,7 @@ app.add_typer(plan_app, name="plan")
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-paragraph error for a user mistake and exit non-zero (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -150,10 +151,12 @@ def run(
     as such and exits 1. 'athanor resume' continues after either.
     """
     from athanor.campaign.session import load_for_run
+    from athanor.config import check_with_lab
     from athanor.store.database import sqlite_path
 
     try:
         config, lab_config = load_for_run(campaign, lab)
+        check_with_lab(config, lab_config)
     except ConfigError as exc:
         fail(str(exc))
     path = sqlite_path(db)
@@ -164,20 +167,49 @@ def run(
 
 @app.command()
 def resume(
-    campaign: Annotated[str, typer.Argument(help="campaign name (as in the store)")],
+    campaign: CampaignArg,
     db: DbOption = "athanor.db",
     approve: ApproveOption = False,
     live: LiveOption = True,
 ) -> None:
-    """Continue a campaign after a pause, a stop, a crash or a kill."""
+    """Continue a campaign after a pause, a stop, a crash or a kill.
+
+    The campaign continues as it was stored when it started; given its YAML file, resume
+    says which keys of the file differ from the stored campaign (they are not used).
+    """
     from athanor.campaign.session import stored_campaign
+    from athanor.config import check_with_lab, load_campaign
     from athanor.store import StoreError
 
+    edited, name = None, campaign
     try:
-        config, lab_config = stored_campaign(db, campaign)
+        if campaign.endswith((".yaml", ".yml")) or Path(campaign).is_file():
+            edited = load_campaign(campaign)
+            name = edited.name
+        config, lab_config = stored_campaign(db, name)
+        check_with_lab(config, lab_config)
     except (StoreError, ConfigError) as exc:
         fail(str(exc))
+    if edited is not None:
+        for key in changed_keys(config.model_dump(mode="json"), edited.model_dump(mode="json")):
+            console.print(
+                f"[yellow]ignored:[/] {key} differs in {campaign} from the stored campaign, "
+                "which resume continues unchanged",
+                highlight=False,
+            )
     _run(config, lab_config, db, approve=approve, live=live, new=False)
+
+
+def changed_keys(stored: Any, edited: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two plain-data configs."""
+    if isinstance(stored, dict) and isinstance(edited, dict):
+        keys = list(dict.fromkeys([*stored, *edited]))
+        return [
+            k
+            for key in keys
+            for k in changed_keys(stored.get(key), edited.get(key), f"{prefix}{key}.")
+        ]
+    return [] if stored == edited else [prefix.rstrip(".") or "(the whole campaign)"]
 
 
 def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, new: bool) -> None:
@@ -440,12 +472,16 @@ def plan_check(
     """
     from athanor.campaign.dryrun import dry_run
     from athanor.drivers.errors import LimitError
-    from athanor.protocols.registry import PlanError
+    from athanor.protocols.parameters import ArgumentError, check_values
+    from athanor.protocols.registry import PlanError, resolve
 
     params = _parse_params(param or [])
     config = _load_lab(lab)
     try:
+        params = check_values(resolve(plan), params, config)
         result = dry_run(plan, params, config)
+    except ArgumentError as exc:
+        fail(f"refused before anything moves: {exc}", code=1)
     except (PlanError, ConfigError) as exc:
         fail(str(exc))
     except (LimitError, ValueError) as exc:
@@ -465,15 +501,15 @@ def plan_check(
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` items as text values (the plan's parameter types convert them)."""
     params: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
-        if not sep or not name:
+        if not sep or not name.strip() or not text.strip():
             fail(f"--param {item!r}: write NAME=VALUE, e.g. --param temperature_c=1000")
-        try:
-            params[name] = int(text) if text.lstrip("-").isdigit() else float(text)
-        except ValueError:
-            params[name] = text
+        if name in params:
+            fail(f"--param {name} is given twice ({params[name]!r} and {text!r}); give it once")
+        params[name] = text
     return params
 
 

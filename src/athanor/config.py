@@ -5,25 +5,41 @@ Errors name file, line, key, value and what is allowed (:mod:`athanor.config_fil
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from athanor.config_files import SourcedModel, load
-from athanor.planner.space import Desirability, Objective, OutcomeConstraint, SearchSpace
+from athanor.config_files import ConfigError, SourcedModel, load, located
+from athanor.phases import PHASES
+from athanor.planner.space import (
+    Continuous,
+    Desirability,
+    Fixed,
+    Integer,
+    Objective,
+    OutcomeConstraint,
+    SearchSpace,
+)
 from athanor.schema import StrictModel
+
+if TYPE_CHECKING:
+    from athanor.lab_config import LabConfig
 
 
 class Budget(StrictModel):
     max_experiments: int = Field(gt=0, le=100_000)
-    max_lab_hours: float | None = Field(None, gt=0, description="stop after this much lab time")
+    max_lab_hours: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="stop after this much lab time"
+    )
 
 
 class Stopping(StrictModel):
     """Stop early when an objective reaches a value or stops improving."""
 
-    objective_reaches: float | None = None
+    objective_reaches: float | None = Field(None, allow_inf_nan=False)
     no_improvement_for: int | None = Field(None, gt=0, description="experiments")
 
 
@@ -40,10 +56,24 @@ def _default_analysis() -> dict[MeasurementKind, str]:
     return {"xrd": "xrd.wpf", "transmission": "spectra.tauc_auto"}
 
 
+_XRD_FIT = ("amorphous_fraction", "zero_shift_deg", "sample_displacement_mm", "rwp",
+            "chi2_reduced", "unexplained_fraction")  # fmt: skip
+_PER_PHASE = ("fraction", "lattice_scale", "crystallite_nm", "detection_limit")
+_TAUC = ("band_gap_ev", "tauc_fit_low_ev", "tauc_fit_high_ev", "tauc_points", "tauc_chi2_reduced")
+#: The outcomes each analysis method gives (athanor.analysis), by the method's name.
+METHOD_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "xrd.wpf": (*(f"{q}_{p}" for q in _PER_PHASE for p in PHASES), *_XRD_FIT),
+    "xrd.peak_ratio": tuple(f"fraction_{p}" for p in PHASES),
+    "spectra.tauc_auto": _TAUC,
+    "spectra.tauc_fixed": _TAUC,
+    "spectra.pl_gaussian": ("pl_peak_ev", "pl_peak_nm", "pl_fwhm_ev", "pl_area", "pl_chi2_reduced"),
+}
+
+
 class CampaignConfig(SourcedModel):
     """A campaign: which lab, which protocol, what to vary, what to optimise, how long."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     description: str = ""
     lab: str = Field(description="lab config YAML, relative to this file")
     protocol: str = Field(description="plan name, or 'package.module:function'")
@@ -71,7 +101,32 @@ class CampaignConfig(SourcedModel):
     )
     budget: Budget
     stopping: Stopping = Field(default_factory=Stopping)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
+
+    @field_validator("search_space")
+    @classmethod
+    def _finite_constraints(cls, space: SearchSpace) -> SearchSpace:
+        for constraint in space.constraints:
+            numbers = [constraint.rhs, *constraint.coefficients.values()]
+            if not all(math.isfinite(n) for n in numbers):
+                raise ValueError(
+                    f"constraint '{constraint}': its coefficients and bound must be finite numbers"
+                )
+        return space
+
+    @field_validator("analysis")
+    @classmethod
+    def _known_methods(cls, analysis: dict[MeasurementKind, str]) -> dict[MeasurementKind, str]:
+        from athanor.analysis import METHODS
+
+        for kind, method in analysis.items():
+            fits = [m for m, (k, _) in METHODS.items() if k == kind]
+            if method not in fits:
+                raise ValueError(
+                    f"analysis.{kind}: {method!r} is not a method for {kind} measurements; "
+                    f"allowed: {', '.join(fits)}"
+                )
+        return analysis
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignConfig:
@@ -90,7 +145,37 @@ class CampaignConfig(SourcedModel):
                 f"outcomes maps {', '.join(unknown)}, which are neither objectives nor outcome "
                 f"constraints ({', '.join(sorted(known))})"
             )
+        self._outcomes_produced()
         return self
+
+    def _outcomes_produced(self) -> None:
+        """Every outcome the objectives, constraints and derived outcomes use is one the
+        campaign's analyses give (or a derived one); ValueError names the first that is not."""
+        measured = {o for m in self.analysis.values() for o in METHOD_OUTCOMES.get(m, ())}
+        methods = ", ".join(f"{k}: {m}" for k, m in self.analysis.items())
+
+        def refuse(what: str, outcome: str, allowed: set[str]) -> ValueError:
+            return ValueError(
+                f"{what} uses the outcome {outcome!r}, which no analysis of this campaign "
+                f"gives ({methods}); outcomes: {', '.join(sorted(allowed))}"
+            )
+
+        for name, spec in self.derived.items():
+            for term in spec.product:
+                if term.outcome not in measured:
+                    raise refuse(f"derived.{name}", term.outcome, measured)
+        usable = measured | set(self.derived)
+        for objective in self.objectives:
+            source = self.outcomes.get(objective.name, objective.name)
+            if objective.product is None and source not in usable:
+                raise refuse(f"objective {objective.name!r}", source, usable)
+            for term in objective.product or []:
+                if term.outcome not in measured:
+                    raise refuse(f"objective {objective.name!r}", term.outcome, measured)
+        for constraint in self.outcome_constraints:
+            source = self.outcomes.get(constraint.name, constraint.name)
+            if source not in usable:
+                raise refuse(f"outcome constraint {constraint.name!r}", source, usable)
 
     def planner_objectives(self) -> list[Objective]:
         """The objectives as the planner takes them.
@@ -116,3 +201,43 @@ class CampaignConfig(SourcedModel):
 def load_campaign(path: str | Path) -> CampaignConfig:
     """Read and check a campaign YAML file."""
     return load(path, CampaignConfig, "campaign")
+
+
+def check_with_lab(config: CampaignConfig, lab: LabConfig) -> None:
+    """The campaign's protocol values against its plan and lab, before anything moves.
+
+    Both ends of every search-space range, every choice and fixed value, and every
+    ``protocol_args`` value must be one the protocol takes on this lab (its types,
+    bounds, the furnaces' limits, the diffractometers' programs ...), and the lab's
+    folders usable. ConfigError names the file, line, key, value and what is allowed.
+    """
+    from athanor.lab_config import check_folders
+    from athanor.protocols.parameters import ArgumentError, check_value
+    from athanor.protocols.registry import PlanError, resolve
+
+    check_folders(lab)
+    try:
+        plan = resolve(config.protocol)
+    except PlanError as exc:
+        raise ConfigError(located(config.source, ("protocol",), str(exc))) from None
+    for loc, name, value in _protocol_values(config):
+        try:
+            check_value(plan, name, value, lab)
+        except ArgumentError as exc:
+            raise ConfigError(located(config.source, loc, str(exc))) from None
+
+
+def _protocol_values(config: CampaignConfig) -> Iterator[tuple[Sequence[str | int], str, Any]]:
+    """(where in the file, parameter, value) for every value the campaign may give its plan."""
+    for i, param in enumerate(config.search_space.parameters):
+        where = ("search_space", "parameters", i)
+        if isinstance(param, Continuous | Integer):
+            yield (*where, "low"), param.name, param.low
+            yield (*where, "high"), param.name, param.high
+        elif isinstance(param, Fixed):
+            yield (*where, "value"), param.name, param.value
+        else:
+            for j, value in enumerate(param.values):
+                yield (*where, "values", j), param.name, value
+    for name, value in config.protocol_args.items():
+        yield ("protocol_args", name), name, value

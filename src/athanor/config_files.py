@@ -60,6 +60,7 @@ class ConfigSource:
             raise ConfigError(f"{where}: this is not valid YAML: {problem}.") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: this is not valid YAML: {exc}") from None
+        _refuse_repeated_keys(root, path)
         return cls(path, data, root)
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
@@ -95,6 +96,10 @@ class ConfigSource:
         except ValidationError as exc:
             raise ConfigError(self.explain(exc, tuple(loc), what or model.__name__)) from None
 
+    def error(self, loc: Sequence[str | int], message: str) -> ConfigError:
+        """A :class:`ConfigError` for the value at ``loc``: file, line, key, then ``message``."""
+        return ConfigError(located(self, loc, message))
+
     def explain(self, exc: ValidationError, prefix: tuple[str | int, ...], what: str) -> str:
         parts = []
         for err in exc.errors(include_url=False):
@@ -105,6 +110,37 @@ class ConfigSource:
             parts.append(f"{where}: {key}: {_describe(err)}")
         head = f"{what} in {self.path} is not valid ({len(parts)} problem{'s' * (len(parts) > 1)}):"
         return head + "\n  " + "\n  ".join(parts)
+
+
+def _refuse_repeated_keys(node: yaml.Node | None, path: Path, loc: str = "") -> None:
+    """A key given twice in one mapping is an error naming both lines (YAML would keep the
+    last one silently)."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in first:
+                where = f"{loc}.{name}" if loc else name
+                raise ConfigError(
+                    f"{path}:{line}: {where}: the key is given twice, on lines {first[name]} "
+                    f"and {line}; keep one of them"
+                )
+            first[name] = line
+            _refuse_repeated_keys(value, path, f"{loc}.{name}" if loc else name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_repeated_keys(item, path, f"{loc}[{i}]")
+
+
+def located(source: ConfigSource | None, loc: Sequence[str | int], message: str) -> str:
+    """``FILE:LINE: KEY: message``; without a source (a config kept in a store) just
+    ``KEY: message``."""
+    key = ".".join(str(k) for k in loc) or "(top level)"
+    if source is None:
+        return f"{key}: {message}"
+    line = source.line_of(loc)
+    return f"{source.path}:{line}: {key}: {message}" if line else f"{source.path}: {key}: {message}"
 
 
 def _is_union_tag(key: str | int) -> bool:
@@ -128,7 +164,7 @@ def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
 def _describe(err: Any) -> str:
     kind, msg, value = err["type"], err["msg"], err.get("input")
     if kind == "extra_forbidden":
-        return f"unknown key (value {value!r}); remove it or check its spelling"
+        return f"unknown key (value {shorten(value)}); remove it or check its spelling"
     if kind == "missing":
         return "is required but missing"
     if kind == "union_tag_invalid":
@@ -137,7 +173,13 @@ def _describe(err: Any) -> str:
     msg = msg.removeprefix("Value error, ")
     if isinstance(value, dict):  # a whole section broke a rule that names what it checked
         return msg
-    return f"{value!r} is not allowed: {msg}"
+    return f"{shorten(value)} is not allowed: {msg}"
+
+
+def shorten(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to about ``width`` characters for a message."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 12]}... ({len(text)} characters)"
 
 
 def load(path: str | Path, model: type[ModelT], what: str = "") -> ModelT:

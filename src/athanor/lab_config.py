@@ -6,23 +6,28 @@ simulated lab both read it; it knows nothing of campaigns or the planner.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FiniteFloat, field_validator, model_validator
 
-from athanor.config_files import UNION_TAGS, SourcedModel, load
+from athanor.config_files import UNION_TAGS, ConfigError, SourcedModel, load, located
 from athanor.schema import StrictModel
 
 _SCHEMES = ("modbus-tcp", "socket", "rfc2217", "tcp", "loop", "pty", "usb", "manual")
+
+
+def _is_serial_device(url: str) -> bool:
+    return url.startswith("/") or url.upper().startswith("COM")
 
 
 def check_connection(url: str) -> str:
     """A connection is a serial device path or a URL with a scheme athanor speaks."""
     if not url or not url.strip():
         raise ValueError("a connection must not be empty")
-    if url.startswith("/") or url.upper().startswith("COM"):
+    if _is_serial_device(url):
         return url
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
@@ -101,7 +106,7 @@ class SpectrometerConfig(InstrumentConfig):
     kind: Literal["spectrometer"]
     model: Literal["usb2000", "usb2000plus", "usb4000", "flame"] = "usb2000plus"
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
-    wavelength_coefficients: list[float] | None = Field(
+    wavelength_coefficients: list[FiniteFloat] | None = Field(
         None,
         min_length=4,
         max_length=4,
@@ -137,7 +142,7 @@ class SimulationConfig(StrictModel):
 class LabConfig(SourcedModel):
     """A lab: its instruments, its clock and, when simulated, its simulated world."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     description: str = ""
     clock: ClockConfig = Field(default_factory=ClockConfig)
     simulation: SimulationConfig | None = None
@@ -155,6 +160,21 @@ class LabConfig(SourcedModel):
                 )
         return instruments
 
+    @model_validator(mode="after")
+    def _served_on_loopback(self) -> LabConfig:
+        if self.simulation is None:
+            return self
+        for name, inst in self.instruments.items():
+            # a pseudo-terminal is where a started emulator serves (pty:// resolved)
+            if _is_serial_device(inst.connection) and not inst.connection.startswith("/dev/pts/"):
+                raise ValueError(
+                    f"instruments.{name}.connection: {inst.connection!r} is a serial device, "
+                    "but this lab is simulated (it has a 'simulation' section) and its "
+                    "emulators serve on loopback: use e.g. pty:// or a HOST:PORT URL with "
+                    "port 0, or remove 'simulation' to use the real instrument"
+                )
+        return self
+
     def of_kind(self, kind: str) -> dict[str, Any]:
         """The instruments of one kind, by name."""
         return {n: i for n, i in self.instruments.items() if i.kind == kind}
@@ -162,6 +182,26 @@ class LabConfig(SourcedModel):
     @property
     def simulated(self) -> bool:
         return self.simulation is not None
+
+
+def check_folders(lab: LabConfig) -> None:
+    """Every diffractometer's ``exchange_dir`` is usable: a simulated instrument writes
+    its patterns there (the folder, or the nearest one that exists, must be writable); a
+    real one must already be there to read. ConfigError names the key and the folder."""
+    for name, inst in lab.of_kind("diffractometer").items():
+        folder = Path(inst.exchange_dir).expanduser()
+        if lab.simulated:
+            existing = next(p for p in (folder, *folder.parents) if p.exists())
+            usable = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+            need = f"a folder the simulated {name} can write ({existing} is not)"
+        else:
+            usable = folder.is_dir() and os.access(folder, os.R_OK | os.X_OK)
+            need = f"an existing folder this host can read, where {name} writes its patterns"
+        if not usable:
+            raise ConfigError(
+                located(lab.source, ("instruments", name, "exchange_dir"),
+                        f"{str(folder)!r} is not allowed: it must be {need}")
+            )  # fmt: skip
 
 
 def load_lab(path: str | Path) -> LabConfig:

@@ -11,9 +11,9 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
 from athanor.store.models import (
@@ -81,6 +81,33 @@ def _sqlite_file(path: Path, db: str | Path, mode: Mode) -> tuple[str, bool]:
     return f"sqlite:///{path}", False
 
 
+#: The databases athanor runs on.
+_DIALECTS = ("sqlite", "postgresql")
+
+
+def _url_engine(url: str, db: str | Path) -> Engine:
+    """An engine for a database URL; StoreError when athanor cannot use that database."""
+    try:
+        dialect = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise StoreError(
+            f"--db {db!r} is neither a file path nor a database URL such as "
+            "postgresql://user:password@host/athanor"
+        ) from None
+    if dialect not in _DIALECTS:
+        raise StoreError(
+            f"--db {db!r}: {dialect!r} databases are not supported; use a SQLite file path "
+            "or postgresql://user:password@host/athanor"
+        )
+    try:
+        return create_engine(url)
+    except ImportError as exc:
+        raise StoreError(
+            f"--db {db!r} needs the database driver {exc.name!r}, which is not installed; "
+            "install the extra: pip install -e '.[postgres]'"
+        ) from None
+
+
 def jsonable(value: Any) -> Any:
     """Documents as plain JSON: numpy arrays and scalars become lists and numbers."""
     if isinstance(value, dict):
@@ -112,7 +139,7 @@ class Store:
         self.url = database_url(db)
         path = sqlite_path(db)
         if path is None:
-            self.engine: Engine = create_engine(self.url)
+            self.engine: Engine = _url_engine(self.url, db)
         else:
             url, readonly = _sqlite_file(path, db, mode)
             self.engine = create_engine(
