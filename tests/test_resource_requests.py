@@ -89,3 +89,13 @@ def test_waiting_requests_are_served_by_priority_then_arrival():
     for thread in threads:
         thread.join(10)
     assert order == ["urgent", "early", "late"]
+
+
+def test_one_after_another_requests_take_turns_on_instruments_of_a_kind():
+    pool = ResourcePool({"diffractometer": ["xrd", "xrd2"]}, clock=ManualClock())
+    taken = []
+    for number in range(4):
+        name = pool.try_acquire("diffractometer", f"experiment-{number}")
+        taken.append(name)
+        pool.release(name, f"experiment-{number}")
+    assert taken == ["xrd", "xrd2", "xrd", "xrd2"]

@@ -77,6 +77,8 @@ class ResourcePool:
         self._condition = threading.Condition()
         self._waiting: dict[int, Waiting] = {}  # by arrival order
         self._arrivals = 0
+        self._releases = 0
+        self._released_at: dict[str, int] = {}  # instrument: release count when last freed
         self.log: list[LeaseRecord] = []
         self.on_release = on_release
 
@@ -99,10 +101,14 @@ class ResourcePool:
         self, candidates: list[str], holder: str, priority: int, arrival: int | None = None
     ) -> str | None:
         """A candidate ``holder`` has or may take: free, and wanted by no request that
-        comes first (``arrival``: this request's place among the waiting ones)."""
-        for name in candidates:
-            if self._holder[name] == holder:
-                return name
+        comes first (``arrival``: this request's place among the waiting ones).
+
+        Of several free ones, the one idle longest is taken, so work spreads over
+        instruments of a kind instead of wearing out the first one listed.
+        """
+        if held := [name for name in candidates if self._holder[name] == holder]:
+            return held[0]
+        for name in sorted(candidates, key=lambda n: self._released_at.get(n, -1)):
             if self._holder[name] is None and not any(
                 _comes_first(key, other, priority, arrival) and name in self._candidates(other.want)
                 for key, other in self._waiting.items()
@@ -169,6 +175,8 @@ class ResourcePool:
             if self._holder.get(name) != holder:
                 return
             self._holder[name] = None
+            self._releases += 1
+            self._released_at[name] = self._releases
             for record in reversed(self.log):
                 if record.resource == name and record.end is None:
                     record.end = self.clock.now()
