@@ -1,9 +1,10 @@
 """Powder X-ray diffraction patterns from the crystal structures of the simulated phases.
 
-Reflections come from Dans_Diffraction (structure factors with form factors and isotropic
-Debye-Waller factors, from the hand-written CIFs in ``structures/``), computed once per
-phase and lattice-scale bucket and cached. A pattern is then only numpy: pseudo-Voigt
-peaks at the Cu Kα1 and Kα2 positions, a smooth background and Poisson counting noise.
+Reflections come from Dans_Diffraction (structure factors with form factors, anomalous
+dispersion at Cu Kα1 and isotropic Debye-Waller factors, from the hand-written CIFs in
+``structures/``), computed once per phase and lattice-scale bucket and cached. A
+pattern is then only numpy: pseudo-Voigt peaks at the Cu Kα1 and Kα2 positions, a
+smooth background and Poisson counting noise.
 
 Intensity model (Bragg-Brentano, thick sample, Hill & Howard 1987). The integrated
 intensity of reflection *hkl* of phase *p* in a mixture is
@@ -22,6 +23,10 @@ so a pure BaTiO3 sample's strongest Kα1 line integrates to ``count_rate``.
 To invert: fit a measured pattern (background removed) as ``Σ_p c_p · phase_pattern_p``
 (:meth:`PatternSimulator.phase_pattern`, the same units); ``c_p = k · w_p`` with ``k``
 common to all phases, so ``w_p = c_p / Σ c_q`` when the sample is fully crystalline.
+
+Specimen effects (:class:`Specimen`, all off by default): an amorphous hump in the
+background, sample displacement, March-Dollase preferred orientation and Brindley
+microabsorption.
 
 Peak width: instrument Gaussian FWHM from Caglioti, ``H_G² = U tan²θ + V tanθ + W``,
 and Scherrer size broadening as a Lorentzian, ``H_L = K λ / (L cos θ)``, combined into
@@ -145,6 +150,69 @@ class Instrument:
 
 
 @dataclass(frozen=True)
+class Specimen:
+    """What a real specimen adds beyond its phases' lines; every effect is off by default.
+
+    - Amorphous hump: a Gaussian bump of ``hump_cps`` counts/s at ``hump_centre_deg``,
+      FWHM ``hump_fwhm_deg`` (glassy residue, a sample holder, a capillary).
+    - Sample displacement ``displacement_mm`` (surface above the goniometer axis is
+      positive): every line moves by Δ2θ = −2 s cos θ / R, R = ``goniometer_radius_mm``.
+    - Preferred orientation, March-Dollase: ``preferred_orientation`` maps a phase to
+      (hkl of the preferred plane normal, r); a line's intensity is multiplied by the mean
+      over its reflections of (r² cos² α + sin² α / r)^(−3/2), α the angle to that
+      normal (r < 1: plates lying flat, r = 1: none).
+    - Microabsorption, Brindley: particles of radius ``particle_um`` (0: off); phase i
+      diffracts with τ_i = 3/R³ ∫₀ᴿ c² exp(−2 (μ_i − μ̄) c) dc, the mean over a sphere of
+      the extra attenuation along its chords, μ̄ the volume-weighted mean (linear μ).
+    """
+
+    hump_cps: float = 0.0
+    hump_centre_deg: float = 26.0
+    hump_fwhm_deg: float = 9.0
+    displacement_mm: float = 0.0
+    goniometer_radius_mm: float = 145.0
+    preferred_orientation: tuple[tuple[str, tuple[int, int, int], float], ...] = ()
+    particle_um: float = 0.0
+
+    def hump(self, two_theta: np.ndarray) -> np.ndarray:
+        """The amorphous hump's count rate (counts/s) at ``two_theta``."""
+        if self.hump_cps == 0:
+            return np.zeros_like(two_theta)
+        sd = self.hump_fwhm_deg / (2 * np.sqrt(2 * np.log(2)))
+        return self.hump_cps * np.exp(-0.5 * ((two_theta - self.hump_centre_deg) / sd) ** 2)
+
+    def shift(self, two_theta: np.ndarray) -> np.ndarray:
+        """Δ2θ (degrees) of lines at ``two_theta`` from the sample displacement."""
+        cos = np.cos(np.radians(two_theta) / 2)
+        return -np.degrees(2 * self.displacement_mm * cos / self.goniometer_radius_mm)
+
+    def texture(self, phase: str, data: PhaseData) -> np.ndarray:
+        """March-Dollase factor of each line of ``phase`` (ones when it has no texture)."""
+        for name, hkl, r in self.preferred_orientation:
+            if name == phase:
+                g = data.reflections @ data.reciprocal
+                normal = np.asarray(hkl, dtype=float) @ data.reciprocal
+                cos2 = (g @ normal) ** 2 / (np.sum(g**2, axis=1) * float(normal @ normal))
+                factor = (r**2 * cos2 + (1 - cos2) / r) ** -1.5
+                return np.bincount(data.line_of, factor) / np.bincount(data.line_of)
+        return np.ones(data.d.size)
+
+    def microabsorption(self, fractions: dict[str, float]) -> dict[str, float]:
+        """Brindley's τ of each phase in the mixture ``fractions`` (ones when off)."""
+        if self.particle_um == 0:
+            return dict.fromkeys(fractions, 1.0)
+        data = {p: phase_data(p) for p in fractions}
+        mu = {p: d.mass_attenuation * d.density * 1e-4 for p, d in data.items()}  # µm⁻¹
+        volume = {p: w / data[p].density for p, w in fractions.items()}
+        mean = sum(volume[p] * mu[p] for p in fractions) / sum(volume.values())
+        c = np.linspace(0, self.particle_um, 201)
+        return {
+            p: float(3 * np.trapezoid(c**2 * np.exp(-2 * (mu[p] - mean) * c), c) / c[-1] ** 3)
+            for p in fractions
+        }
+
+
+@dataclass(frozen=True)
 class Reflections:
     """A phase's powder lines for one wavelength (distinct d-spacings, strongest first).
 
@@ -173,6 +241,9 @@ class PhaseData:
     volume: float  # Å³ at lattice scale 1
     density: float  # g/cm³ at lattice scale 1
     mass_attenuation: float  # cm²/g for Cu Kα
+    reflections: np.ndarray  # every hkl (rows) of the lines
+    line_of: np.ndarray  # the line each reflection belongs to (index into d)
+    reciprocal: np.ndarray  # rows a*, b*, c* (Å⁻¹, 2π included) at lattice scale 1
 
 
 _crystal_lock = threading.Lock()
@@ -184,7 +255,7 @@ def _crystal(phase: str):
 
     with resources.as_file(structure_path(phase)) as path:
         xtl = dif.Crystal(str(path))
-    xtl.Scatter.setup_scatter(scattering_type="xray", wavelength_a=CU_KA1, output=False)
+    xtl.Scatter.setup_scatter(scattering_type="xray dispersion", wavelength_a=CU_KA1, output=False)
     return xtl
 
 
@@ -204,6 +275,7 @@ def compute_phase_data(phase: str, lattice_scale: float = 1.0) -> PhaseData:
         d = 2 * np.pi / q
         volume = float(xtl.Cell.volume())
         density = float(xtl.Properties.density())
+        reciprocal = np.asarray(xtl.Cell.UVstar(), dtype=float)
         with np.errstate(divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mu = float(np.ravel(xtl.Properties.absorption(KEV_ANGSTROM / CU_KA1))[0])
@@ -211,7 +283,7 @@ def compute_phase_data(phase: str, lattice_scale: float = 1.0) -> PhaseData:
             a, b, c, alpha, beta, gamma = base
             s = float(lattice_scale)
             xtl.Cell.latt([a * s, b * s, c * s, alpha, beta, gamma])
-            f2 = np.asarray(xtl.Scatter.x_ray(hkl), dtype=float)
+            f2 = np.asarray(xtl.Scatter.intensity(hkl), dtype=float)
         finally:
             xtl.Cell.latt(list(base))
     # one line per distinct d: multiplicity = reflections sharing it
@@ -221,6 +293,8 @@ def compute_phase_data(phase: str, lattice_scale: float = 1.0) -> PhaseData:
     # representative hkl of a line: the one with the largest (h, k, l)
     order = np.lexsort((-(hkl @ np.array([1e6, 1e3, 1.0])), inverse))
     first = order[np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]]
+    renumber = np.cumsum(keep) - 1
+    member = keep[inverse]
     return PhaseData(
         phase=phase,
         hkl=np.rint(hkl[first][keep]).astype(int),
@@ -230,6 +304,9 @@ def compute_phase_data(phase: str, lattice_scale: float = 1.0) -> PhaseData:
         volume=volume,
         density=density,
         mass_attenuation=mu * 1e4 / density,  # µm⁻¹ → cm⁻¹, then per g/cm³
+        reflections=np.rint(hkl[member]).astype(int),
+        line_of=renumber[inverse[member]],
+        reciprocal=reciprocal,
     )
 
 
@@ -374,11 +451,15 @@ class PatternSimulator:
         in the same order.
     instrument
         Widths, count rate, background and step.
+    specimen
+        Amorphous hump, displacement, preferred orientation, microabsorption (all off by
+        default).
     """
 
     phases: tuple[str, ...] = PHASES
     seed: int = 0
     instrument: Instrument = field(default_factory=Instrument)
+    specimen: Specimen = field(default_factory=Specimen)
 
     def __post_init__(self) -> None:
         for phase in self.phases:
@@ -409,14 +490,15 @@ class PatternSimulator:
         if not size_nm > 0:
             raise ValueError(f"crystallite size of {phase} must be > 0 nm, got {size_nm!r}")
         data = phase_data(phase, scale)
-        inst = self.instrument
+        inst, specimen = self.instrument, self.specimen
+        texture = specimen.texture(phase, data)
         centres, areas = [], []
         for wavelength, weight in ((CU_KA1, 1.0), (CU_KA2, inst.ka2_ratio)):
             tth = _two_theta(data.d * scale, wavelength)
             ok = np.isfinite(tth)
-            area = np.where(ok, _raw_line_intensity(data, tth, scale), 0.0)[ok] * weight
-            centres.append(tth[ok] + inst.zero_shift)
-            areas.append(area)
+            area = np.where(ok, _raw_line_intensity(data, tth, scale) * texture, 0.0)[ok]
+            centres.append(tth[ok] + inst.zero_shift + specimen.shift(tth[ok]))
+            areas.append(area * weight)
         return render_peaks(
             grid,
             np.concatenate(centres),
@@ -432,7 +514,7 @@ class PatternSimulator:
         inst = self.instrument
         grid = scan.two_theta(inst.step)
         counting_time = scan.duration_s / grid.size
-        rate = inst.background(grid)
+        rate = inst.background(grid) + self.specimen.hump(grid)
         bad = {p: w for p, w in state.fractions.items() if not 0 <= w <= 1}
         if bad:
             raise ValueError(f"weight fractions must lie in 0-1, got {bad}")
@@ -446,10 +528,11 @@ class PatternSimulator:
         if fractions:
             mu_mix = sum(w * mass_attenuation(p) for p, w in fractions.items()) / total
             k = inst.count_rate * mass_attenuation(REFERENCE_PHASE) / mu_mix
+            tau = self.specimen.microabsorption(fractions)
             for phase, w in fractions.items():
                 size = state.crystallite_nm.get(phase, DEFAULT_CRYSTALLITE_NM)
                 scale = state.lattice_scale.get(phase, 1.0)
-                rate += k * w * self._peaks(phase, grid, size, scale)
+                rate += k * w * tau[phase] * self._peaks(phase, grid, size, scale)
         return grid, rate * counting_time, counting_time
 
     def pattern(

@@ -34,7 +34,6 @@ intensity, normalised over phases.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,42 +41,27 @@ from typing import Literal
 import numpy as np
 from pybaselines import Baseline
 from pydantic import Field
-from scipy.fft import next_fast_len
 from scipy.interpolate import BSpline
-from scipy.optimize import nnls
+from scipy.stats import f as f_distribution
 
 from athanor.analysis.outcomes import AnalysisError, AnalysisResult, Quantity
+from athanor.analysis.profiles import InstrumentProfile, PhaseProfile, phase_profile
 from athanor.analysis.references import (
-    CU_KA1,
-    CU_KA2,
     UNIT_PHASE,
     ReferenceSet,
     load_references,
 )
-from athanor.powder import pseudo_voigt_parameters
+from athanor.analysis.refinement import (
+    Bounds,
+    Fit,
+    LinearPart,
+    refine,
+)
 from athanor.schema import StrictModel
 
 _MIN_POINTS = 50
 _BACKGROUND_STEP = 0.05  # degrees: the background is estimated at this resolution
 _START_SIZES = (10.0, 50.0, 300.0)  # nm: size columns of the first fit
-
-
-class InstrumentProfile(StrictModel):
-    """The diffractometer's resolution and wavelengths (calibrated on a line standard)."""
-
-    caglioti_u: float = Field(0.004, description="U of H² = U tan²θ + V tanθ + W (deg²)")
-    caglioti_v: float = Field(-0.001, description="V (deg²)")
-    caglioti_w: float = Field(0.0036, gt=0, description="W (deg²)")
-    scherrer_k: float = Field(0.9, gt=0, le=2, description="Scherrer shape factor K")
-    ka2_ratio: float = Field(0.5, ge=0, le=1, description="Kα2/Kα1 intensity ratio")
-    ka1_angstrom: float = Field(CU_KA1, gt=0, lt=5)
-    ka2_angstrom: float = Field(CU_KA2, gt=0, lt=5)
-
-    def gaussian_fwhm(self, two_theta: np.ndarray) -> np.ndarray:
-        """Instrument FWHM (degrees, Caglioti)."""
-        tan = np.tan(np.radians(two_theta) / 2)
-        h2 = self.caglioti_u * tan**2 + self.caglioti_v * tan + self.caglioti_w
-        return np.sqrt(np.maximum(h2, 1e-8))
 
 
 class XRDParams(StrictModel):
@@ -95,13 +79,26 @@ class XRDParams(StrictModel):
         description="share of the peak area above which a phase's lattice and size are refined",
     )
     background_knot_deg: float = Field(
-        5.0, gt=0, le=90, description="knot spacing of the fitted background correction"
+        3.0, gt=0, le=90, description="knot spacing of the fitted background correction"
     )
     instrument: InstrumentProfile = Field(default_factory=InstrumentProfile)
     max_lattice_shift: float = Field(
         0.025, ge=0, le=0.1, description="lattice scale searched within 1 ± this"
     )
-    crystallite_nm: tuple[float, float] = Field((3.0, 3000.0), description="size bounds")
+    crystallite_nm: tuple[float, float] = Field(
+        (5.0, 3000.0),
+        description="size bounds (nm): below ~5 nm lines are as broad as an amorphous hump",
+    )
+    max_zero_shift_deg: float = Field(
+        0.1, ge=0, le=1, description="zero offset refined within ± this (0: fixed at 0)"
+    )
+    zero_shift_sd_deg: float = Field(
+        0.02, gt=0, le=1, description="the zero offset's calibration: restrained to 0 ± this"
+    )
+    max_displacement_mm: float = Field(
+        0.4, ge=0, le=5, description="sample displacement refined within ± this (0: fixed)"
+    )
+    goniometer_radius_mm: float = Field(145.0, gt=0, le=1000)
     count_rate: float | None = Field(
         None,
         gt=0,
@@ -109,153 +106,27 @@ class XRDParams(StrictModel):
     )
     min_fraction: float = Field(0.01, ge=0, le=1, description="smallest fraction reported present")
     min_significance: float = Field(3.0, ge=0, description="scale factor / its σ to be present")
+    presence_confidence: float = Field(
+        0.999,
+        ge=0,
+        lt=1,
+        description="F-test level a phase's improvement of the fit must pass (0: no test)",
+    )
+    detection_sigma: float = Field(3.0, gt=0, description="detection limit, in σ at zero")
+    reference_uncertainty: float = Field(
+        0.03,
+        ge=0,
+        le=0.5,
+        description="relative uncertainty of each reference's intensity (structure model)",
+    )
+    correlated_residuals: bool = Field(
+        True, description="widen uncertainties by the residuals' serial correlation"
+    )
     unexplained_sigma: float = Field(8.0, gt=0, description="residual peak threshold in σ")
     unexplained_min_fraction: float = Field(
         0.01, ge=0, le=1, description="residual peak area, of the fitted area, to flag"
     )
     min_line: float = Field(1e-3, ge=0, lt=1, description="weakest line drawn, of strongest")
-
-
-class _PhaseProfile:
-    """Draws one phase's pattern per unit weight fraction at the measured 2θ points.
-
-    Lines are convolved in q = 4π sin θ / λ1, where Scherrer widths are constant and
-    instrument widths nearly so: sticks on a uniform q grid, one FFT, the pseudo-Voigt
-    kernel's Fourier transform (interpolated between a few q segments where the width
-    changes), then the density is carried back to 2θ.
-    """
-
-    def __init__(
-        self,
-        phase: str,
-        two_theta: np.ndarray,
-        references: ReferenceSet,
-        instrument: InstrumentProfile,
-        min_line: float,
-    ) -> None:
-        self.phase, self.references, self.inst, self.min_line = (
-            phase,
-            references,
-            instrument,
-            min_line,
-        )
-        self.k1 = 2 * np.pi / instrument.ka1_angstrom  # q = 2 k1 sin θ
-        self.q_data = 2 * self.k1 * np.sin(np.radians(two_theta) / 2)
-        # dq per degree of 2θ: turns a density in q into counts per degree
-        self.jacobian = self.k1 * np.cos(np.radians(two_theta) / 2) * np.pi / 180
-        step = float(self._gauss_q(self.q_data).min()) / 8
-        pad = 0.2  # Å⁻¹ either side, so that tails wrap little
-        self.q0 = float(self.q_data[0]) - pad
-        size = next_fast_len(int(np.ceil((self.q_data[-1] - self.q0 + pad) / step)) + 1)
-        self.step, self.size = step, size
-        self.freq = np.fft.rfftfreq(size, d=step)
-        # sticks are spread linearly over two grid points: undo that triangle's smoothing
-        self.unspread = 1.0 / np.maximum(np.sinc(self.freq * step) ** 2, 1e-3)
-        grid_q = self.q0 + np.arange(size) * step
-        # segments where the Gaussian width differs by ≤ 4 % from its neighbours (one if ≤ 3 %)
-        g = self._gauss_q(np.linspace(self.q_data[0], self.q_data[-1], 64))
-        spread = float(np.log(g.max() / g.min()))
-        count = 1 if spread < np.log(1.03) else int(min(np.ceil(spread / np.log(1.04)) + 1, 12))
-        self.centres = (
-            np.linspace(self.q_data[0], self.q_data[-1], count)
-            if count > 1
-            else np.array([float(np.mean(self.q_data))])
-        )
-        self.blend = (
-            [np.interp(grid_q, self.centres, np.eye(count)[k]) for k in range(count)]
-            if count > 1
-            else [1.0]
-        )
-        # cubic (Catmull-Rom) interpolation from the grid to the data points
-        x = (self.q_data - self.q0) / step
-        i = np.floor(x).astype(np.int64)
-        t = x - i
-        self.taps = [i - 1, i, i + 1, i + 2]
-        self.tap_weights = [
-            0.5 * (-(t**3) + 2 * t**2 - t),
-            0.5 * (3 * t**3 - 5 * t**2 + 2),
-            0.5 * (-3 * t**3 + 4 * t**2 + t),
-            0.5 * (t**3 - t**2),
-        ]
-
-    def _gauss_q(self, q: np.ndarray) -> np.ndarray:
-        """Instrument FWHM in q at ``q``."""
-        theta = np.arcsin(np.clip(q / (2 * self.k1), 0, 1))
-        return self.k1 * np.cos(theta) * np.radians(self.inst.gaussian_fwhm(2 * np.degrees(theta)))
-
-    def render(self, lattice_scale: float, size_nm: float) -> np.ndarray:
-        inst = self.inst
-        positions, areas = [], []
-        for wavelength, weight in ((inst.ka1_angstrom, 1.0), (inst.ka2_angstrom, inst.ka2_ratio)):
-            tth, area = self.references.lines(self.phase, wavelength, lattice_scale)
-            positions.append(2 * self.k1 * np.sin(np.radians(tth) / 2))
-            areas.append(area * weight)
-        q, area = np.concatenate(positions), np.concatenate(areas)
-        keep = (
-            (area > self.min_line * area.max())
-            & (q > self.q0)
-            & (q < self.q0 + (self.size - 1) * self.step)
-        )
-        x = (q[keep] - self.q0) / self.step
-        i = np.floor(x).astype(np.int64)
-        frac = x - i
-        sticks = np.bincount(i, area[keep] * (1 - frac), minlength=self.size + 1)
-        sticks += np.bincount(i + 1, area[keep] * frac, minlength=self.size + 1)
-        spectrum = np.fft.rfft(sticks[: self.size]) * self.unspread
-        lorentz = 2 * np.pi * inst.scherrer_k / (10.0 * size_nm)  # FWHM in q, all lines
-        fwhm, eta = pseudo_voigt_parameters(
-            self._gauss_q(self.centres), np.full(self.centres.size, lorentz)
-        )
-        density = np.zeros(self.size)
-        for h, e, weight in zip(fwhm, eta, self.blend, strict=True):
-            kernel = pseudo_voigt_transform(self.freq.size, self.freq[1], float(h), float(e))
-            density += weight * np.fft.irfft(spectrum * kernel, self.size)
-        out = sum(w * density[i] for i, w in zip(self.taps, self.tap_weights, strict=True))
-        return out * (self.jacobian / self.step)
-
-
-def pseudo_voigt_transform(size: int, df: float, fwhm: float, eta: float) -> np.ndarray:
-    """Fourier transform of a unit-area pseudo-Voigt at frequencies 0, df, 2 df, ...
-
-    ``η exp(−π H f) + (1 − η) exp(−2 (π σ f)²)``, built by running products (far cheaper
-    than ``exp``) and left at zero where both terms are below 1e-30.
-    """
-    out = np.zeros(size)
-    a = 2 * (np.pi * fwhm / (2 * np.sqrt(2 * np.log(2))) * df) ** 2
-    n = min(size, int(np.sqrt(69.0 / a)) + 2)
-    ratio = np.full(n, np.exp(-2 * a))
-    ratio[0] = np.exp(a)  # G_k / G_(k-1) = exp(−a (2k − 1))
-    ratio = np.cumprod(ratio)
-    ratio[0] = 1.0
-    out[:n] = (1 - eta) * np.cumprod(ratio)
-    if eta > 0:
-        step = np.pi * fwhm * df
-        n = min(size, int(69.0 / step) + 2)
-        lorentz = np.full(n, np.exp(-step))
-        lorentz[0] = 1.0
-        out[:n] += eta * np.cumprod(lorentz)
-    return out
-
-
-_PROFILES: dict[tuple, _PhaseProfile] = {}
-
-
-def _profile(phase: str, tth: np.ndarray, refs: ReferenceSet, p: XRDParams) -> _PhaseProfile:
-    """A phase's renderer for this grid, reused across patterns measured on the same grid."""
-    key = (
-        phase,
-        id(refs.reference(phase)),
-        refs.unit,
-        tth.size,
-        hash(tth.tobytes()),
-        p.instrument.model_dump_json(),
-        p.min_line,
-    )
-    if key not in _PROFILES:
-        if len(_PROFILES) >= 32:
-            _PROFILES.clear()
-        _PROFILES[key] = _PhaseProfile(phase, tth, refs, p.instrument, p.min_line)
-    return _PROFILES[key]
 
 
 # ----------------------------------------------------------------------------- input
@@ -315,7 +186,7 @@ def background(two_theta: np.ndarray, counts: np.ndarray, params: XRDParams) -> 
         )
     else:
         base, _ = fitter.arpls(y, lam=1e5 * (_BACKGROUND_STEP / binned_step) ** 4)
-    return np.minimum(np.interp(two_theta, x, base), counts)
+    return np.interp(two_theta, x, base)
 
 
 def _binned(two_theta: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -377,24 +248,183 @@ def analyse_pattern(
     net = y - background(tth, y, p)
     sigma = np.sqrt(np.maximum(y, 1.0))
     smooth = _background_basis(tth, p.background_knot_deg)
+    linear = LinearPart(smooth, sigma)
     names = list(refs.names)
-    profiles = [_profile(n, tth, refs, p) for n in names]
+    profiles = [phase_profile(n, tth, refs, p.instrument, p.min_line) for n in names]
     scales = np.array([_locate(refs, n, tth, net, p) for n in names])
-    c0, b0, sizes = _start(profiles, scales, smooth, net, sigma, p)
-    active = [i for i in range(len(names)) if c0[i] > 0]
-    fit = _refine(
-        [profiles[i] for i in active],
-        c0[active],
-        b0,
-        scales[active],
-        sizes[active],
-        smooth,
+    step = float(np.median(np.diff(tth)))
+    lag = round(2 * float(p.instrument.gaussian_fwhm(np.array([45.0]))[0]) / step)
+    problem = _Problem(
+        tth,
         net,
         sigma,
+        smooth,
+        linear,
+        profiles,
+        Bounds(
+            p.max_lattice_shift,
+            p.crystallite_nm,
+            p.max_zero_shift_deg,
+            p.zero_shift_sd_deg,
+            np.degrees(2 * p.max_displacement_mm / p.goniometer_radius_mm),
+            p.min_shape_fraction,
+        ),
+        lag if p.correlated_residuals else 0,
         p,
     )
+    c0, b0, sizes = _start(problem, scales)
+    active = [i for i in range(len(names)) if c0[i] > 0]
+    fit, active = _fit_by_evidence(problem, active, c0, b0, scales, sizes, np.zeros(2))
+    added = _traces(problem, fit, active, names, refs, c0, scales, sizes)
+    if added:
+        fit, active = _fit_by_evidence(
+            problem, sorted(active + added), c0, fit.background_coef, scales, sizes, fit.shift
+        )
+    limits = _detection_limits(problem, names, active, fit, scales, refs, counting_time)
     net = net - fit.correction
-    return _result(names, active, fit, refs, tth, y, net, sigma, p, counting_time, source)
+    return _result(names, active, fit, limits, refs, tth, y, net, sigma, p, counting_time, source)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """What every refinement of one pattern shares."""
+
+    two_theta: np.ndarray
+    net: np.ndarray
+    sigma: np.ndarray
+    smooth: np.ndarray
+    linear: LinearPart
+    profiles: list[PhaseProfile]
+    bounds: Bounds
+    lag: int
+    params: XRDParams
+
+
+def _fit_by_evidence(
+    problem: _Problem,
+    active: list[int],
+    c0: np.ndarray,
+    b0: np.ndarray,
+    scales: np.ndarray,
+    sizes: np.ndarray,
+    shift: np.ndarray,
+) -> tuple[Fit, list[int]]:
+    """Refine ``active`` phases, drop those the F-test finds no evidence for, refine again
+    from where the fit stood, until every phase left has earned its place."""
+    c0, scales, sizes = c0.copy(), scales.copy(), sizes.copy()
+    pr = problem
+    while True:
+        fit = refine(
+            [pr.profiles[i] for i in active],
+            c0[active],
+            b0,
+            scales[active],
+            sizes[active],
+            shift,
+            pr.smooth,
+            pr.net,
+            pr.sigma,
+            pr.two_theta,
+            pr.bounds,
+            pr.lag,
+        )
+        weak = _without_evidence(pr, fit)
+        if not weak:
+            return fit, active
+        c0[active], sizes[active], scales[active] = fit.c, fit.size, fit.scale
+        b0, shift = fit.background_coef, fit.shift
+        active = [i for j, i in enumerate(active) if j not in weak]
+
+
+def _passes(problem: _Problem, gain: float, nu: int, misfit: float, dof: int) -> bool:
+    """Whether a χ² ``gain`` from ``nu`` more parameters passes the F-test.
+
+    ``F = (Δχ² / ν) / s²``, with ``s²`` the ``misfit`` scale of one residual, against
+    F(ν, dof).
+    """
+    level = 1 - problem.params.presence_confidence
+    return bool(f_distribution.sf(gain / nu / misfit, nu, max(dof, 1)) <= level)
+
+
+def _without_evidence(problem: _Problem, fit: Fit) -> list[int]:
+    """Fitted phases whose share of the fit does not pass the F-test: the fit without each
+    (the other scale factors and the background refitted, shapes kept) against the fit."""
+    if problem.params.presence_confidence == 0 or not fit.columns:
+        return []
+    _, full = problem.linear.nonnegative(fit.columns, problem.net)
+    weak = []
+    for i in range(len(fit.columns)):
+        others = fit.columns[:i] + fit.columns[i + 1 :]
+        gain = problem.linear.nonnegative(others, problem.net)[1] - full
+        nu = 1 + 2 * int(fit.variance[2, i] > 0)
+        if fit.c[i] <= 0 or not _passes(problem, gain, nu, fit.misfit, fit.dof):
+            weak.append(i)
+    return weak
+
+
+def _traces(
+    problem: _Problem,
+    fit: Fit,
+    active: list[int],
+    names: list[str],
+    refs: ReferenceSet,
+    c0: np.ndarray,
+    scales: np.ndarray,
+    sizes: np.ndarray,
+) -> list[int]:
+    """Phases not found, looked for again in what the fit leaves, their lines located
+    there (the strong phases no longer in the way); those that improve the residual's fit
+    past the F-test are returned, with ``c0``, ``scales`` and ``sizes`` set to start from."""
+    missing = [i for i in range(len(names)) if i not in active]
+    if not missing or problem.params.presence_confidence == 0:
+        return []
+    left = problem.net - fit.correction - fit.model
+    size = float(np.median(fit.size)) if active else 50.0
+    c0[active], sizes[active], scales[active] = fit.c, fit.size, fit.scale
+    _, before = problem.linear.nonnegative([], left)
+    added = []
+    for i in missing:
+        scale = _locate(refs, names[i], problem.two_theta, left, problem.params)
+        column = problem.profiles[i].render(scale, size, *fit.shift)
+        (c,), after = problem.linear.nonnegative([column], left)
+        if c > 0 and _passes(problem, before - after, 1, fit.misfit, fit.dof):
+            c0[i], sizes[i], scales[i] = c, size, scale
+            added.append(i)
+    return added
+
+
+def _detection_limits(
+    problem: _Problem,
+    names: list[str],
+    active: list[int],
+    fit: Fit,
+    scales: np.ndarray,
+    refs: ReferenceSet,
+    counting_time: float | None,
+) -> dict[str, tuple[float, float]]:
+    """Per phase: (σ of its fraction at zero, detection limit = ``detection_sigma`` σ).
+
+    The σ of its scale factor were it added at zero beside the other phases found, with
+    its fitted shape, or a typical one (located lattice scale, the found phases' median
+    size), as a weight fraction.
+    """
+    p = problem.params
+    size = float(np.median(fit.size)) if active else 50.0
+    out = {}
+    for i, name in enumerate(names):
+        others = [j for j in range(len(active)) if active[j] != i]
+        if i in active:
+            profile = fit.columns[active.index(i)]
+        else:
+            profile = problem.profiles[i].render(float(scales[i]), size, *fit.shift)
+        sd_c = problem.linear.sd_at_zero(profile, [fit.columns[j] for j in others], fit.misfit)
+        phases = [names[active[j]] for j in others] + [name]
+        sd, _ = _fractions(np.append(fit.c[others], sd_c), phases, refs, p, counting_time)
+        limit, _ = _fractions(
+            np.append(fit.c[others], p.detection_sigma * sd_c), phases, refs, p, counting_time
+        )
+        out[name] = (float(sd[-1]), float(limit[-1]))
+    return out
 
 
 def _background_basis(two_theta: np.ndarray, knot_deg: float) -> np.ndarray:
@@ -405,182 +435,35 @@ def _background_basis(two_theta: np.ndarray, knot_deg: float) -> np.ndarray:
     return BSpline.design_matrix(two_theta, knots, 3).toarray()
 
 
-def _start(
-    profiles: list[_PhaseProfile],
-    scales: np.ndarray,
-    smooth: np.ndarray,
-    net: np.ndarray,
-    sigma: np.ndarray,
-    p: XRDParams,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _start(problem: _Problem, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scale factors, background correction and crystallite sizes to start from.
 
     Bounded linear least squares over a few sizes per phase (scale factors ≥ 0) and the
     background basis; how a phase's scale factor spreads over its size columns locates
-    its size.
+    its size. A phase the F-test finds no evidence for here starts at zero.
     """
-    lo, hi = p.crystallite_nm
+    linear, net = problem.linear, problem.net
+    lo, hi = problem.params.crystallite_nm
     sizes = np.array([s for s in _START_SIZES if lo <= s <= hi] or [np.sqrt(lo * hi)])
-    columns = [pr.render(s, size) for pr, s in zip(profiles, scales, strict=True) for size in sizes]
-    # NNLS for the peaks with the (free-signed) background projected out
-    q, rq = np.linalg.qr(smooth / sigma[:, None])
-    target = net / sigma
-    peaks = np.column_stack(columns) / sigma[:, None] if columns else np.zeros((net.size, 0))
-    coef_flat = nnls(peaks - q @ (q.T @ peaks), target - q @ (q.T @ target))[0] if columns else []
-    b0 = np.linalg.solve(rq, q.T @ (target - peaks @ coef_flat))
+    profiles = problem.profiles
+    by_phase = [
+        [pr.render(s, size) for size in sizes] for pr, s in zip(profiles, scales, strict=True)
+    ]
+    columns = [col for cols in by_phase for col in cols]
+    coef_flat, chi2 = linear.nonnegative(columns, net)
+    b0 = linear.coefficients((net - np.column_stack(columns) @ coef_flat) / linear.sigma)
     coef = np.reshape(coef_flat, (len(profiles), sizes.size))
     c0 = coef.sum(axis=1)
-    share = coef / np.maximum(c0[:, None], 1e-300)
+    if problem.params.presence_confidence > 0:
+        misfit = max(1.0, chi2 / max(net.size - coef_flat.size, 1))
+        for i in np.flatnonzero(c0 > 0):
+            others = [col for j, cols in enumerate(by_phase) if j != i for col in cols]
+            gain = linear.nonnegative(others, net)[1] - chi2
+            if not _passes(problem, gain, sizes.size, misfit, net.size - coef_flat.size):
+                c0[i] = 0.0
+    share = coef / np.maximum(coef.sum(axis=1)[:, None], 1e-300)
     size0 = np.exp(share @ np.log(sizes))
     return c0, b0, np.where(c0 > 0, size0, np.sqrt(lo * hi))
-
-
-@dataclass
-class _Fit:
-    c: np.ndarray
-    scale: np.ndarray
-    size: np.ndarray
-    cov_c: np.ndarray  # covariance of the scale factors, scaled by max(1, χ²_red)
-    variance: np.ndarray  # (3, n): variances of c, lattice scale, ln size (0: not refined)
-    model: np.ndarray  # the fitted peaks
-    correction: np.ndarray  # the fitted background correction
-    chi2: float
-    dof: int
-
-
-def _refine(
-    profiles: list[_PhaseProfile],
-    c0: np.ndarray,
-    b0: np.ndarray,
-    s0: np.ndarray,
-    size0: np.ndarray,
-    smooth: np.ndarray,
-    net: np.ndarray,
-    sigma: np.ndarray,
-    p: XRDParams,
-) -> _Fit:
-    """Poisson-weighted least squares over scale factors, background correction, and the
-    lattice scale and (log) crystallite size of each phase large enough to shape them.
-
-    Jacobian columns of the profiles come from differences of renders.
-    """
-    n, m = len(profiles), smooth.shape[1]
-    lo_s, hi_s = 1 - p.max_lattice_shift, 1 + p.max_lattice_shift
-    lo_l, hi_l = np.log(p.crystallite_nm[0]), np.log(p.crystallite_nm[1])
-    areas = c0 * np.array(
-        [pr.render(s, L).sum() for pr, s, L in zip(profiles, s0, size0, strict=True)]
-    )
-    shaped = np.flatnonzero(areas >= p.min_shape_fraction * max(areas.sum(), 1e-300))
-    k = shaped.size
-    scale, log_size = np.clip(s0, lo_s, hi_s), np.clip(np.log(size0), lo_l, hi_l)
-    weighted_smooth = smooth / sigma[:, None]
-    cache: dict[tuple[int, float, float], np.ndarray] = {}
-
-    def column(i: int, s: float, g: float) -> np.ndarray:
-        key = (i, s, g)
-        if key not in cache:
-            if len(cache) > 8 * n:
-                cache.clear()
-            cache[key] = profiles[i].render(s, float(np.exp(g)))
-        return cache[key]
-
-    def unpack(x: np.ndarray):
-        s, g = scale.copy(), log_size.copy()
-        s[shaped], g[shaped] = x[n + m : n + m + k], x[n + m + k :]
-        return x[:n], x[n : n + m], s, g
-
-    def peaks(x: np.ndarray) -> np.ndarray:
-        c, _, s, g = unpack(x)
-        return sum((c[i] * column(i, s[i], g[i]) for i in range(n)), np.zeros(net.size))
-
-    def residual(x: np.ndarray) -> np.ndarray:
-        return (peaks(x) + smooth @ x[n : n + m] - net) / sigma
-
-    derivatives: dict[int, tuple[float, float, np.ndarray, np.ndarray]] = {}
-
-    def shape_derivatives(i: int, s: float, g: float) -> tuple[np.ndarray, np.ndarray]:
-        """d profile / d lattice scale and / d ln size, reused while the shape barely moves."""
-        known = derivatives.get(i)
-        if known is None or abs(known[0] - s) > 1e-4 or abs(known[1] - g) > 0.02:
-            base = column(i, s, g)
-            ds = 2e-5 if s + 2e-5 <= hi_s else -2e-5
-            dg = 1e-3 if g + 1e-3 <= hi_l else -1e-3
-            known = (s, g, (column(i, s + ds, g) - base) / ds, (column(i, s, g + dg) - base) / dg)
-            derivatives[i] = known
-        return known[2], known[3]
-
-    def jacobian(x: np.ndarray) -> np.ndarray:
-        c, _, s, g = unpack(x)
-        jac = np.empty((net.size, n + m + 2 * k))
-        jac[:, n : n + m] = weighted_smooth
-        for i in range(n):
-            jac[:, i] = column(i, s[i], g[i]) / sigma
-        for j, phase in enumerate(shaped.tolist()):
-            d_s, d_g = shape_derivatives(phase, s[phase], g[phase])
-            jac[:, n + m + j] = c[phase] * d_s / sigma
-            jac[:, n + m + k + j] = c[phase] * d_g / sigma
-        return jac
-
-    x = np.concatenate([c0, b0, scale[shaped], log_size[shaped]])
-    lower = np.concatenate([np.zeros(n), np.full(m, -np.inf), np.full(k, lo_s), np.full(k, lo_l)])
-    upper = np.concatenate([np.full(n + m, np.inf), np.full(k, hi_s), np.full(k, hi_l)])
-    if n:
-        x = _levenberg_marquardt(residual, jacobian, x, lower, upper)
-    c, b, s, g = unpack(x)
-    model, correction = peaks(x), smooth @ b
-    chi2 = float(np.sum(((model + correction - net) / sigma) ** 2))
-    dof = max(net.size - x.size, 1)
-    jac = jacobian(x)
-    norm = 1.0 / np.maximum(np.linalg.norm(jac, axis=0), 1e-300)
-    inverse = np.linalg.pinv((jac * norm).T @ (jac * norm)) * np.outer(norm, norm)
-    inverse *= max(1.0, chi2 / dof)
-    variance = np.zeros((3, n))  # of c, s and ln size; zero where not refined
-    variance[0] = np.diag(inverse)[:n]
-    variance[1, shaped] = np.diag(inverse)[n + m : n + m + k]
-    variance[2, shaped] = np.diag(inverse)[n + m + k :]
-    return _Fit(c, s, np.exp(g), inverse[:n, :n], variance, model, correction, chi2, dof)
-
-
-def _levenberg_marquardt(
-    residual: Callable[[np.ndarray], np.ndarray],
-    jacobian: Callable[[np.ndarray], np.ndarray],
-    x: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    max_iter: int = 20,
-    ftol: float = 1e-5,
-) -> np.ndarray:
-    """Bounded Levenberg-Marquardt (Marquardt's diagonal scaling, steps clipped to bounds).
-
-    Few parameters and many points: the normal equations are tiny, so this is much
-    cheaper per step than a general trust-region solver.
-    """
-    r = residual(x)
-    cost = float(r @ r)
-    damping = 1e-3
-    for _ in range(max_iter):
-        jac = jacobian(x)
-        gradient, hessian = jac.T @ r, jac.T @ jac
-        scale = np.maximum(np.diag(hessian), 1e-300)
-        while True:
-            try:
-                step = np.linalg.solve(hessian + damping * np.diag(scale), -gradient)
-            except np.linalg.LinAlgError:
-                step = np.zeros_like(x)
-            trial = np.clip(x + step, lower, upper)
-            r_trial = residual(trial)
-            trial_cost = float(r_trial @ r_trial)
-            if trial_cost < cost or damping > 1e8:
-                break
-            damping *= 10
-        if trial_cost >= cost:
-            return x
-        gain = (cost - trial_cost) / cost
-        x, r, cost = trial, r_trial, trial_cost
-        damping = max(damping / 10, 1e-9)
-        if gain < ftol:
-            break
-    return x
 
 
 def _locate(
@@ -617,7 +500,8 @@ def _locate(
 def _result(
     names: list[str],
     active: list[int],
-    fit: _Fit,
+    fit: Fit,
+    limits: dict[str, tuple[float, float]],
     refs: ReferenceSet,
     tth: np.ndarray,
     counts: np.ndarray,
@@ -627,13 +511,14 @@ def _result(
     counting_time: float | None,
     source: str,
 ) -> AnalysisResult:
-    n = len(active)
     c = fit.c
-    cov_c = fit.cov_c
     fractions, jac_w = _fractions(c, [names[i] for i in active], refs, p, counting_time)
-    cov_w = jac_w @ cov_c @ jac_w.T if n else np.zeros((0, 0))
+    # counting noise and misfit, then each reference's intensity scale (a factor on c)
+    jac_k = jac_w * c[None, :]
+    cov_w = jac_w @ fit.cov_c @ jac_w.T + p.reference_uncertainty**2 * (jac_k @ jac_k.T)
     outcomes: dict[str, Quantity] = {}
     identified = []
+    at_bound = {names[active[k]]: hits for k, hits in fit.at_bound.items()}
     for k, i in enumerate(active):
         name = names[i]
         sd_c = float(np.sqrt(fit.variance[0, k]))
@@ -644,27 +529,43 @@ def _result(
         outcomes[f"crystallite_nm_{name}"] = Quantity(
             fit.size[k], fit.size[k] * np.sqrt(fit.variance[2, k]) or None, "nm"
         )
-        if fractions[k] >= p.min_fraction and c[k] >= p.min_significance * sd_c:
+        significant = fractions[k] >= p.min_fraction and c[k] >= p.min_significance * sd_c
+        if significant and name not in at_bound:
             identified.append(name)
-    for name in names:
-        outcomes.setdefault(f"fraction_{name}", Quantity(0.0, None, "g/g"))
+    for name, (sd, limit) in limits.items():
+        outcomes.setdefault(f"fraction_{name}", Quantity(0.0, sd, "g/g"))
+        outcomes[f"detection_limit_{name}"] = Quantity(limit, None, "g/g")
     if p.count_rate is not None:
         outcomes["amorphous_fraction"] = Quantity(
             1.0 - float(np.sum(fractions)), float(np.sqrt(max(cov_w.sum(), 0.0))), "g/g"
         )
+    radians = np.radians([fit.shift[1], fit.shift_sd[1]])
+    outcomes["zero_shift_deg"] = Quantity(fit.shift[0], fit.shift_sd[0] or None, "deg")
+    outcomes["sample_displacement_mm"] = Quantity(
+        -radians[0] * p.goniometer_radius_mm / 2,
+        radians[1] * p.goniometer_radius_mm / 2 or None,
+        "mm",
+    )
     weighted = float(np.sum((counts / sigma) ** 2))
     outcomes["rwp"] = Quantity(100 * np.sqrt(fit.chi2 / max(weighted, 1e-300)), None, "%")
     outcomes["chi2_reduced"] = Quantity(fit.chi2 / fit.dof, None, "")
     peaks, area = _unexplained(tth, net, fit.model, sigma, p)
     total = float(np.sum(np.maximum(fit.model, 0)))
     outcomes["unexplained_fraction"] = Quantity(area / total if total > 0 else 0.0, None, "")
-    flags = ("unexplained_intensity",) if peaks else ()
+    if fit.shift_at_bound:
+        at_bound["pattern"] = fit.shift_at_bound
+    flags = ("unexplained_intensity",) * bool(peaks) + ("parameter_at_bound",) * bool(at_bound)
     return AnalysisResult(
         method="xrd.wpf",
         params=p.model_dump(mode="json"),
         outcomes=outcomes,
         flags=flags,
-        details={"identified": identified, "unexplained_peaks_deg": peaks},
+        details={
+            "identified": identified,
+            "unexplained_peaks_deg": peaks,
+            "at_bound": at_bound,
+            "detection_limits": {name: limit for name, (_, limit) in limits.items()},
+        },
         source=source,
     )
 
