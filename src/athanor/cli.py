@@ -148,7 +148,8 @@ def run(
     """Run an autonomous campaign (Ctrl-C pauses safely and asks what to do).
 
     SIGTERM stops it as 'stop' does, without asking, and exits 143; a crash is recorded
-    as such and exits 1. 'athanor resume' continues after either.
+    as such and exits 1; instrument faults that pause it (with the reason) exit 3.
+    'athanor resume' continues after any of them.
     """
     from athanor.campaign.session import load_for_run
     from athanor.config import check_with_lab
@@ -213,7 +214,8 @@ def changed_keys(stored: Any, edited: Any, prefix: str = "") -> list[str]:
 
 
 def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, new: bool) -> None:
-    """Run a campaign, new or resumed. Exits 1 when it crashed, 143 after a SIGTERM."""
+    """Run a campaign, new or resumed. Exits 1 when it crashed, 3 when instrument faults
+    paused it, 143 after a SIGTERM."""
     from athanor.campaign.operator import Operator
     from athanor.campaign.runner import CampaignRunner
     from athanor.campaign.session import open_session
@@ -243,6 +245,13 @@ def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, ne
                 _print_summary(summary, session)
         except (ConfigError, StoreError, DriverError) as exc:
             fail(str(exc))
+    if summary["status"] == "paused":
+        fail(
+            f"campaign {config.name!r} paused: {summary['paused_for']}. Every furnace is in "
+            f"its safe state; after the fix, 'athanor resume {config.name} --db {db}' "
+            "continues it.",
+            code=3,
+        )
     if operator.terminated:
         console.print(
             f"terminated (SIGTERM): campaign {config.name!r} stopped, every furnace in its "

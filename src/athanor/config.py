@@ -43,6 +43,19 @@ class Stopping(StrictModel):
     no_improvement_for: int | None = Field(None, gt=0, description="experiments")
 
 
+class Faults(StrictModel):
+    """What the campaign does when an instrument, not the recipe, fails an experiment."""
+
+    pause_after: int = Field(
+        2, ge=1, le=100,
+        description="consecutive failures of one instrument that pause the campaign",
+    )  # fmt: skip
+    retries: int = Field(
+        2, ge=0, le=10,
+        description="times an experiment's parameters run again after an instrument fault",
+    )  # fmt: skip
+
+
 class DerivedOutcome(StrictModel):
     """An outcome computed from measured ones: the product of their desirabilities."""
 
@@ -101,6 +114,7 @@ class CampaignConfig(SourcedModel):
     )
     budget: Budget
     stopping: Stopping = Field(default_factory=Stopping)
+    faults: Faults = Field(default_factory=Faults)
     seed: int = Field(0, ge=0, lt=2**32)
 
     @field_validator("search_space")

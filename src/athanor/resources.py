@@ -79,6 +79,7 @@ class ResourcePool:
         self._arrivals = 0
         self._releases = 0
         self._released_at: dict[str, int] = {}  # instrument: release count when last freed
+        self._out: dict[str, str] = {}  # instrument out of service: why
         self.log: list[LeaseRecord] = []
         self.on_release = on_release
 
@@ -109,10 +110,15 @@ class ResourcePool:
         if held := [name for name in candidates if self._holder[name] == holder]:
             return held[0]
         for name in sorted(candidates, key=lambda n: self._released_at.get(n, -1)):
-            if self._holder[name] is None and not any(
-                _comes_first(key, other, priority, arrival) and name in self._candidates(other.want)
-                for key, other in self._waiting.items()
-                if key != arrival
+            if (
+                self._holder[name] is None
+                and name not in self._out
+                and not any(
+                    _comes_first(key, other, priority, arrival)
+                    and name in self._candidates(other.want)
+                    for key, other in self._waiting.items()
+                    if key != arrival
+                )
             ):
                 return name
         return None
@@ -208,9 +214,30 @@ class ResourcePool:
             return self._holder[name]
 
     def free(self, want: Want) -> list[str]:
-        """Instruments matching ``want`` that nobody holds."""
+        """Instruments matching ``want`` in service that nobody holds."""
         with self._condition:
-            return [n for n in self._candidates(want) if self._holder[n] is None]
+            return [
+                n for n in self._candidates(want) if self._holder[n] is None and n not in self._out
+            ]
+
+    def take_out(self, name: str, why: str) -> None:
+        """Grant ``name`` to nobody until :meth:`put_back` (a holder keeps its lease)."""
+        with self._condition:
+            self._candidates(name)
+            self._out[name] = why
+
+    def put_back(self, name: str) -> None:
+        """Return an instrument taken out to service; waiting requests may take it."""
+        with self._condition:
+            self._out.pop(name, None)
+            self._condition.notify_all()
+        if self.on_release is not None:
+            self.on_release(name)
+
+    def out_of_service(self) -> dict[str, str]:
+        """Instruments taken out, with why."""
+        with self._condition:
+            return dict(self._out)
 
     def busy_time(self, name: str, until: float | None = None) -> float:
         """Lab seconds ``name`` was leased (open leases count up to ``until`` or now)."""

@@ -5,7 +5,8 @@ furnace) with a new sample; its worker's events become the store's state transit
 and its end (analysed, failed, or cut short by the operator) one ledger entry with what
 the planner learns from it. A failed experiment's sample is cleared off the instruments
 it holds (:mod:`athanor.campaign.leftovers`), then every instrument it holds is
-released.
+released. One an instrument failed runs again and the instrument is probed
+(:mod:`athanor.campaign.faults`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from athanor.campaign.collect import Collector, measurements
 from athanor.campaign.errors import explain
+from athanor.campaign.faults import InstrumentHealth, blamed
 from athanor.campaign.ledger import Ledger
 from athanor.campaign.leftovers import clear_leftovers
 from athanor.campaign.outcomes import analyse_all, planner_outcomes, stored_outcomes
@@ -46,6 +48,8 @@ class Flight:
         The instruments each role may take, and the pool they are leased from.
     events
         Where the workers report.
+    health
+        Told which instrument failed an experiment, and which served one analysed.
     notify
         Called with notes for the operator.
     """
@@ -58,11 +62,12 @@ class Flight:
         roles: Roles,
         pool: ResourcePool,
         events: queue.Queue[Event],
+        health: InstrumentHealth,
         notify: Callable[[str], None],
     ) -> None:
         self.ledger, self.lab, self.plan, self.roles, self.pool = ledger, lab, plan, roles, pool
         self.config, self.store = ledger.config, ledger.store
-        self.events, self.notify = events, notify
+        self.events, self.health, self.notify = events, health, notify
         self.workers: dict[int, ExperimentWorker] = {}
 
     def __len__(self) -> int:
@@ -123,14 +128,19 @@ class Flight:
         if event.kind == "state":
             self._advance(experiment, S(event.state))
             return
-        self._release(experiment)
+        used = self._release(experiment)
         if event.kind == "failed":
             reason = explain(event.error)
             if ending:
                 self.cut_short(experiment, reason, ending)
+            elif (fault := blamed(event.error)) is not None:
+                for note in self.ledger.retry(experiment, reason):
+                    self.notify(note)
+                self.health.failed(fault.instrument, reason)
             else:
                 self.ledger.finish(experiment, S.FAILED, reason, planner_status="failed")
             return
+        self.health.succeeded(used)
         results, outcomes, why = event.analysed
         experiment = self._advance(experiment, S.MEASURING)
         if why:
@@ -148,9 +158,12 @@ class Flight:
             return experiment
         return self.store.transition(experiment.id, target, lab_time=self.ledger.clock.now())
 
-    def _release(self, experiment: Experiment) -> None:
+    def _release(self, experiment: Experiment) -> set[str]:
+        """Release what ``experiment`` holds; returns every instrument it leased."""
         del self.workers[experiment.id]  # type: ignore[arg-type]
-        self.pool.release_all(holder_id(self.config.name, experiment.number))
+        holder = holder_id(self.config.name, experiment.number)
+        self.pool.release_all(holder)
+        return {record.resource for record in self.pool.log if record.holder == holder}
 
     def cut_short(self, experiment: Experiment, why: str, ending: Ending) -> None:
         """End an experiment that the operator's stop or abort cut short; after a stop

@@ -24,6 +24,8 @@ from athanor.store import Experiment, ExperimentState, Store
 
 S = ExperimentState
 PlannerStatus = Literal["completed", "failed", "abandoned"]
+#: How the reason of an experiment an instrument failed begins.
+INSTRUMENT_FAULT = "instrument fault"
 
 
 class Ledger:
@@ -141,13 +143,29 @@ class Ledger:
         self.abandon(experiment, reason)
         notes = [f"experiment {experiment.number}: {reason}; abandoned"]
         if self.config.on_interrupt == "requeue":
-            again = self.store.add_experiment(
-                self.name, experiment.params,
-                {"model": "requeued", "requeued_from": experiment.number},
-                lab_time=self.clock.now(),
-            )  # fmt: skip
-            notes.append(f"experiment {again.number}: queued again with its parameters")
+            notes.append(self._queue_again(experiment, {"model": "requeued"}))
         return notes
+
+    def retry(self, experiment: Experiment, reason: str) -> list[str]:
+        """Abandon an experiment an instrument failed (the planner learns nothing of its
+        parameters) and queue them again, up to ``faults.retries`` times; returns notes."""
+        attempt = 1 + sum(
+            e.params == experiment.params and e.reason.startswith(INSTRUMENT_FAULT)
+            for e in self.experiments(S.ABANDONED)
+        )
+        self.abandon(experiment, f"{INSTRUMENT_FAULT}, attempt {attempt}: {reason}")
+        note = f"experiment {experiment.number}: failed by an instrument ({reason})"
+        if attempt > self.config.faults.retries:
+            return [f"{note}; its parameters were tried {attempt} times: given up"]
+        provenance = {"model": "retried", "attempt": attempt + 1}
+        return [f"{note}; not counted", self._queue_again(experiment, provenance)]
+
+    def _queue_again(self, experiment: Experiment, provenance: dict[str, Any]) -> str:
+        again = self.store.add_experiment(
+            self.name, experiment.params, {**provenance, "requeued_from": experiment.number},
+            lab_time=self.clock.now(),
+        )  # fmt: skip
+        return f"experiment {again.number}: queued again with its parameters"
 
     def save_planner(self) -> None:
         with self.lock:

@@ -93,6 +93,7 @@ def waiting_for(pool: ResourcePool, describe: dict[tuple[str, ...], str]) -> dic
             continue
         want = request.want if isinstance(request.want, tuple) else (request.want,)
         busy = sorted({f"{name} has {_who(h)}" for name in want if (h := pool.holder(name))})
+        busy += _out_of_service(pool, want)
         what = describe.get(want, " or ".join(want))
         reasons[number] = f"waiting for {what}" + (f" ({', '.join(busy)})" if busy else "")
     return reasons
@@ -125,14 +126,20 @@ def waiting_reasons(
         else:
             free = pool.free(roles.starters)
             hot = [name for name in free if not safe_to_load(name)]
+            out = ", ".join(_out_of_service(pool, roles.starters))
             reasons[exp.number] = (
-                f"no free {kind}"
+                f"no free {kind}" + (f" ({out})" if out else "")
                 if not free
                 else f"no {kind} safe to load ({', '.join(hot)} still hot)"
                 if len(hot) == len(free)
                 else f"{len(running)} experiments in flight, as many as this lab takes"
             )
     return reasons
+
+
+def _out_of_service(pool: ResourcePool, names: Collection[str]) -> list[str]:
+    out = pool.out_of_service()
+    return [f"{name} out of service: {out[name]}" for name in names if name in out]
 
 
 def _who(holder: str) -> str:

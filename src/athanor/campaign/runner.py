@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from athanor.campaign.faults import InstrumentHealth
 from athanor.campaign.flight import Flight
 from athanor.campaign.ledger import Ledger
 from athanor.campaign.leftovers import clear_leftovers
@@ -103,6 +104,10 @@ class CampaignRunner:
         # as many more experiments may then wait for the other roles, but no more, so
         # the planner sees results.
         self.max_in_flight = 2 * len(self.roles.starters)
+        self.health = InstrumentHealth(
+            lab, self.pool, {what: names for names, what in self.roles.descriptions.items()},
+            config.faults.pause_after, pause=self._fault_pause, notify=self.notify,
+        )  # fmt: skip
         self.readings = FurnaceReadings(lab.furnaces, self.clock)
         self.activity = Activity()
         self._recorded_activity = ""
@@ -111,6 +116,8 @@ class CampaignRunner:
         self.flight: Flight
         self._pause_requested = False
         self._stop_reason: str | None = None  # why the campaign stops without asking
+        self._fault: str | None = None  # why instrument faults pause the campaign
+        self.status = "running"  # the campaign's status once run() has returned
         self._stopping: Literal["stop", "abort"] | None = None
         self._started_wall = time.monotonic()
 
@@ -174,8 +181,9 @@ class CampaignRunner:
     def _take(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.flight = Flight(
-            ledger, self.lab, self.plan, self.roles, self.pool, self.events, self.notify
-        )
+            ledger, self.lab, self.plan, self.roles, self.pool, self.events, self.health,
+            self.notify,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ the loop
 
@@ -183,9 +191,11 @@ class CampaignRunner:
         """Run until the budget is spent, a stopping rule fires or the operator ends it;
         returns a summary.
 
-        The campaign's status becomes ``finished``, ``stopped`` or ``aborted``; when an
-        exception escapes, ``crashed``: the experiments in flight are paused where they
-        are and left for :meth:`recover`, as after a kill. Every furnace is made safe.
+        The campaign's status becomes ``finished``, ``stopped`` or ``aborted``;
+        ``paused`` when instrument faults paused it and nobody resumed it (its
+        ``waiting`` says why); when an exception escapes, ``crashed``: the experiments
+        in flight are paused where they are and left for :meth:`recover`, as after a
+        kill. Every furnace is made safe.
         """
         self.store.update_campaign(self.config.name, status="running")
         status = "crashed"
@@ -199,7 +209,8 @@ class CampaignRunner:
                 if self._pause_requested and self._pause() != "resume":
                     break
                 with self._orchestrating():
-                    if not self._stopping:
+                    self.health.check()
+                    if not self._stopping and not self._pause_requested:
                         self._start_what_fits(proposer)
                         if thread is not None and self._proposal_wanted():
                             thread.ask()
@@ -222,6 +233,8 @@ class CampaignRunner:
                     else "the campaign ended (budget or stopping rule) before it started"
                 )
             status = {"stop": "stopped", "abort": "aborted", None: "finished"}[self._stopping]
+            if self._fault and status == "stopped":
+                status = "paused"
         finally:
             if thread is not None:
                 thread.close(0)
@@ -229,7 +242,9 @@ class CampaignRunner:
                 self.flight.pause()
             self._make_safe()
             self.ledger.save_lab_time()
-            self.store.update_campaign(self.config.name, status=status)
+            waiting = {"waiting": self._fault} if status == "paused" else {}
+            self.store.update_campaign(self.config.name, status=status, **waiting)
+            self.status = status
         return self.summary()
 
     def request_pause(self) -> None:
@@ -240,6 +255,14 @@ class CampaignRunner:
         """Stop at the next chance without asking, as on the operator's stop (the SIGTERM
         handler calls this); ``reason`` is said in a note."""
         self._stop_reason = self._stop_reason or reason
+        self._pause_requested = True
+
+    def _fault_pause(self, reason: str) -> None:
+        """Pause for instrument faults: the operator is asked (without one, the campaign
+        ends ``paused`` with the reason; ``athanor resume`` continues after the fix)."""
+        if self._fault is None:
+            self.notify(f"pausing: {reason}")
+        self._fault = self._fault or reason
         self._pause_requested = True
 
     @contextmanager
@@ -330,6 +353,9 @@ class CampaignRunner:
         )
         self.flight.command(decision)
         if decision == "resume":
+            if self._fault is not None:
+                self.health.restore()
+                self._fault = None
             return decision
         self._stopping = decision
         for experiment_id in sorted(self._await(set(self.flight.workers), "ended")):
@@ -378,7 +404,8 @@ class CampaignRunner:
         else:
             self._record_reasons(self.ledger.experiments())
 
-    def progress(self) -> Progress:
+    def progress(self, record: bool = True) -> Progress:
+        """Where the campaign stands; ``record``: store the waiting reasons that changed."""
         experiments = self.ledger.experiments()
         counts: dict[str, int] = {}
         for exp in experiments:
@@ -389,7 +416,7 @@ class CampaignRunner:
             counts=counts,
             furnaces=self.readings.table(self.pool),
             best=self.ledger.best(),
-            waiting=self._record_reasons(experiments),
+            waiting=self._record_reasons(experiments) if record else {},
             activity=self.activity.now,
             lab_time=self.ledger.lab_time(),
             wall_time=time.monotonic() - self._started_wall,
@@ -411,10 +438,12 @@ class CampaignRunner:
         return {n: r for n, r in reasons.items() if r}
 
     def summary(self) -> dict[str, Any]:
-        progress = self.progress()
+        progress = self.progress(record=False)  # the stored status and reason are final
         elapsed = max(self.clock.now() - self.ledger.started, 1e-9)
         return {
             "campaign": self.config.name,
+            "status": self.status,
+            "paused_for": self._fault,
             "counts": progress.counts,
             "best": progress.best,
             "lab_hours": progress.lab_time / 3600,
