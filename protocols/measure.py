@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -10,10 +11,14 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import Msg
 
 from athanor.devices.diffractometer import Diffractometer
-from athanor.devices.spectrometer import Spectrometer
+from athanor.devices.spectrometer import Saturated, Spectrometer
 from athanor.protocols.contract import Stage, stage_md
 
 PlanFactory = Callable[[], Generator[Msg, Any, Any]]
+#: Bounded auto-exposure: the integration time shrinks by this factor while the
+#: brightest spectrum saturates, at most this many times.
+EXPOSURE_STEP = 0.25
+EXPOSURE_TRIES = 6
 
 
 def measure_xrd(
@@ -88,7 +93,8 @@ def measure_spectrum(
         A plan factory that puts the sample in the beam after the reference; without
         it the sample is assumed to be in place already and no reference is taken.
     integration_time : float, optional
-        Milliseconds per scan.
+        Milliseconds per scan, at most: shortened (:func:`unsaturated_exposure`) while
+        the brightest spectrum, the empty beam or else the sample, saturates.
     averages : int, optional
         Scans averaged per spectrum.
     md : dict, optional
@@ -113,10 +119,10 @@ def measure_spectrum(
 
     @bpp.run_decorator(md=_md)
     def inner() -> Generator[Msg, Any, Any]:
-        yield from bps.mv(
-            spectrometer.integration_time, integration_time, spectrometer.averages, averages
-        )
+        yield from bps.mv(spectrometer.averages, averages)
         yield from bps.checkpoint()
+        yield from bps.mv(spectrometer.source, True)
+        yield from unsaturated_exposure(spectrometer, integration_time)
         yield from bps.mv(spectrometer.source, False)
         yield from bps.trigger_and_read([spectrometer], name="dark")
         yield from bps.mv(spectrometer.source, True)
@@ -127,3 +133,26 @@ def measure_spectrum(
         yield from bps.mv(spectrometer.source, False)
 
     return (yield from inner())
+
+
+def unsaturated_exposure(
+    spectrometer: Spectrometer, integration_time: float
+) -> Generator[Msg, Any, float]:
+    """Set the longest integration time, from ``integration_time`` (ms) down, at which
+    a spectrum of what is in the beam now is not saturated; returns it.
+
+    Each try that saturates shrinks the time by :data:`EXPOSURE_STEP`, down to the
+    instrument's shortest; still saturated after :data:`EXPOSURE_TRIES` tries, or at the
+    shortest, raises :class:`~athanor.devices.spectrometer.Saturated`.
+    """
+    shortest = float(spectrometer.min_integration_time.get())
+    time = integration_time
+    for _ in range(EXPOSURE_TRIES):
+        yield from bps.mv(spectrometer.integration_time, time)
+        yield from bps.trigger(spectrometer, wait=True)
+        if not (yield from bps.rd(spectrometer.saturated)):
+            return time
+        if time <= shortest:
+            break
+        time = max(math.floor(time * EXPOSURE_STEP), shortest)  # whole ms where it can
+    raise Saturated(f"saturated at {time:g} ms integration", instrument=spectrometer.name)

@@ -9,9 +9,11 @@ from bluesky import plan_stubs as bps
 from bluesky.plans import count
 from event_model import DocumentNames, schema_validators
 
+from athanor.campaign.faults import blamed
 from athanor.clock import ManualClock
 from athanor.devices.spectrometer import Spectrometer
 from athanor.drivers.ocean_optics import OceanOpticsSerial
+from athanor.protocols.measure import measure_spectrum
 from athanor.simulators.hosting import BackgroundLoop
 from athanor.simulators.ocean_optics import OceanOpticsEmulator
 from athanor.simulators.world import OpticalProperties
@@ -63,3 +65,27 @@ def test_dark_reference_and_sample_differ_as_light_does(uvvis):
     assert np.median(spectra["reference"][red]) > np.median(spectra["dark"][red]) + 100
     assert np.median(transmitted[blue]) < 0.05
     assert np.median(transmitted[red]) > 0.8
+
+
+def test_a_saturating_lamp_gets_a_shorter_integration_time_not_a_failed_measurement(uvvis):
+    device, emulator = uvvis
+    emulator.faults.saturation = True  # the lamp is 100 times too bright
+    docs = []
+    RunEngine({}, context_managers=[])(
+        measure_spectrum(device, "s-1", averages=1), lambda n, d: docs.append((n, d))
+    )
+    events = [d for n, d in docs if n == "event"]
+    assert len(events) == 2 and not any(e["data"]["uvvis_saturated"] for e in events)
+    descriptor = next(d for n, d in docs if n == "descriptor")
+    used = descriptor["configuration"]["uvvis"]["data"]["uvvis_integration_time"]
+    assert used < 100.0, used  # shortened from the requested 100 ms
+
+
+def test_saturation_at_the_shortest_integration_time_is_the_spectrometers_fault(uvvis):
+    device, emulator = uvvis
+    emulator.faults.saturation = True
+    emulator.physics.gain *= 1000  # too bright even at the shortest time
+    with pytest.raises(Exception) as failure:
+        RunEngine({}, context_managers=[])(measure_spectrum(device, "s-1", averages=1))
+    assert blamed(failure.value) is not None
+    assert "saturated at 1 ms" in str(blamed(failure.value))

@@ -11,7 +11,12 @@ from ophyd import Device, Kind
 from ophyd.status import Status
 
 from athanor.devices.signals import ValueSignal
+from athanor.drivers.errors import InstrumentFault
 from athanor.drivers.ocean_optics import SpectrometerDriver
+
+
+class Saturated(InstrumentFault):
+    """Saturated even at the shortest integration time: the light path is too bright."""
 
 
 class Spectrometer(Device):
@@ -36,11 +41,13 @@ class Spectrometer(Device):
     averages = Cpt(ValueSignal, value=1, kind=Kind.config)
     boxcar = Cpt(ValueSignal, value=0, kind=Kind.config)
     full_scale = Cpt(ValueSignal, value=0, units="counts", kind=Kind.config)
+    min_integration_time = Cpt(ValueSignal, value=0.0, units="ms", kind=Kind.omitted)
 
     def __init__(self, driver: SpectrometerDriver, *, name: str, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.driver = driver
         self.full_scale.put(driver.full_scale)
+        self.min_integration_time.put(driver.spec.min_integration_ms)
         self.wavelengths.put(driver.wavelengths())
 
     def trigger(self) -> Status:
