@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
@@ -123,3 +125,25 @@ def test_a_finished_experiment_leaves_the_next_one_on_the_same_furnace_alone(lab
     status.wait(30)
     assert emulator.thermal.mode == "auto"
     assert abs(emulator.thermal.pv - 400) <= second.tolerance.get()
+
+
+def test_a_program_reset_by_someone_else_fails_the_anneal_instead_of_finishing_it(lab):
+    furnace, _, clock = lab
+    segments = profile.anneal(800, dwell_hours=1, ramp_rate=20, cool_to=50)
+    status = furnace.set(segments)
+    while clock.now() < 1800:  # half an hour into a four-hour program
+        threading.Event().wait(0.01)
+    furnace.driver.safe()  # another process puts the furnace in standby
+    with pytest.raises(InstrumentFault, match="reset or changed by someone else"):
+        status.wait(30)
+
+
+def test_a_setpoint_changed_by_someone_else_fails_the_move(lab):
+    furnace, _, clock = lab
+    furnace.ramp_rate.put(5)
+    status = furnace.set(600)
+    while clock.now() < 600:
+        threading.Event().wait(0.01)
+    furnace.driver.set_setpoint(200.0)
+    with pytest.raises(InstrumentFault, match="setpoint changed to 200"):
+        status.wait(30)

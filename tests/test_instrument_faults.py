@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from athanor.campaign.progress import Progress
 from athanor.campaign.runner import CampaignRunner
-from athanor.cli import app
 from athanor.campaign.session import load_for_run, open_session
+from athanor.cli import app
 from athanor.store import ExperimentState, Store
 
 S = ExperimentState

@@ -14,13 +14,16 @@ from ophyd.status import Status
 from athanor import profile
 from athanor.clock import Clock, Deadline
 from athanor.devices.signals import InstrumentSignal, ValueSignal
-from athanor.drivers.errors import InstrumentTimeout
+from athanor.drivers.errors import InstrumentFault, InstrumentTimeout
 from athanor.drivers.eurotherm import Eurotherm, Reading
 from athanor.lab_config import FurnaceLimits
 from athanor.profile import Dwell, Ramp, Segment
 
 T = TypeVar("T")
 SETPOINT_ARRIVED = 0.5  # °C: the working setpoint has reached a segment's target
+#: A controller's program that is over before this share of its planned time was reset
+#: or changed by someone else.
+PROGRAM_CUT_SHORT = 0.9
 
 
 class MoveInterrupted(RuntimeError):
@@ -35,7 +38,10 @@ class Furnace(Device):
     the controller's own programmer (so it finishes safely even if this host dies) and
     finishes when the program has ended and the furnace has reached its last setpoint
     (or, when that is below ``handling_temperature``, has cooled below it); on a
-    controller without programmer option the profile is stepped from this host. Requests
+    controller without programmer option the profile is stepped from this host. A
+    program over well before its planned time, or a held setpoint changed, was reset or
+    changed by someone else: the move fails with an
+    :class:`~athanor.drivers.errors.InstrumentFault` instead of finishing. Requests
     outside the limits — the lab's and the instrument's, whichever are tighter — raise
     :class:`~athanor.drivers.errors.LimitError` before anything is sent. A profile that
     has run to its end leaves the controller in its safe state (standby, program reset,
@@ -214,17 +220,31 @@ class Furnace(Device):
         ``final`` or, cooling down to below the handling temperature, below that)."""
         tolerance = self.tolerance.get()
         handling = self.limits.handling_temperature
+        started, in_controller = self.clock.now(), program and self.driver.has_programmer()
 
         def arrived(reading: Reading) -> bool:
             if not program:
+                if abs(reading.target_setpoint - final) > tolerance:
+                    raise self._interference(f"setpoint changed to {reading.target_setpoint:g} °C")
                 return abs(reading.pv - final) <= tolerance
-            near = abs(reading.pv - final) <= tolerance or (
+            if not self._profile_over(reading, final):
+                return False
+            ran = self.clock.now() - started
+            if in_controller and ran < PROGRAM_CUT_SHORT * expected:
+                raise self._interference(
+                    f"program over after {ran / 60:.0f} of its {expected / 60:.0f} lab min"
+                )
+            return abs(reading.pv - final) <= tolerance or (
                 final <= handling and reading.pv <= handling
             )
-            return near and self._profile_over(reading, final)
 
         # Heating and cooling lag the setpoint; allow twice the plan and two hours more.
         self._poll_until(arrived, 2 * expected + 7200.0, f"did not reach {final:g} °C", cancel)
+
+    def _interference(self, what: str) -> InstrumentFault:
+        return InstrumentFault(
+            "reset or changed by someone else", instrument=self.name, detail=f"{what}"
+        )
 
     def _profile_over(self, reading: Reading, final: float) -> bool:
         if self.driver.has_programmer():
