@@ -14,7 +14,7 @@ from event_model import DocumentNames, schema_validators
 from athanor import profile
 from athanor.clock import ManualClock, ScaledClock
 from athanor.devices.furnace import Furnace, MoveInterrupted
-from athanor.drivers.errors import InstrumentFault, LimitError
+from athanor.drivers.errors import InstrumentFault, InstrumentTimeout, LimitError
 from athanor.drivers.eurotherm import Eurotherm
 from athanor.lab_config import FurnaceLimits
 from athanor.simulators.eurotherm import EurothermEmulator
@@ -34,6 +34,13 @@ def lab(request):
         limits = FurnaceLimits(max_temperature=1000, max_ramp_rate=20)
         yield Furnace(driver, clock, name="f1", limits=limits), emulator, clock
         driver.close()
+
+
+def lab_time_reaches(clock, seconds: float, status) -> None:
+    """Wait until the device's move has taken lab time to ``seconds`` (or has ended)."""
+    while clock.now() < seconds and not status.done:
+        threading.Event().wait(0.01)
+    assert not status.done, f"the move ended at {clock.now():g} lab s: {status.exception()}"
 
 
 def run(plan):
@@ -142,8 +149,31 @@ def test_a_setpoint_changed_by_someone_else_fails_the_move(lab):
     furnace, _, clock = lab
     furnace.ramp_rate.put(5)
     status = furnace.set(600)
-    while clock.now() < 600:
-        threading.Event().wait(0.01)
+    lab_time_reaches(clock, 600, status)
     furnace.driver.set_setpoint(200.0)
     with pytest.raises(InstrumentFault, match="setpoint changed to 200"):
         status.wait(30)
+
+
+def test_an_anneal_rides_out_a_controller_that_stops_answering_for_a_while(lab):
+    furnace, emulator, clock = lab
+    segments = profile.anneal(500, dwell_hours=1, ramp_rate=20, cool_to=50)
+    status = furnace.set(segments)
+    lab_time_reaches(clock, 1800, status)
+    emulator.faults.no_reply = True  # the line goes quiet; the program runs on
+    lost_at = clock.now()
+    lab_time_reaches(clock, lost_at + 300, status)
+    emulator.faults.no_reply = False
+    status.wait(60)
+    assert status.success
+    assert clock.now() >= profile.duration(segments, start=22) * 0.9
+
+
+def test_a_controller_silent_for_longer_than_the_bound_fails_the_move(lab):
+    furnace, emulator, clock = lab
+    furnace.lost_contact = 120.0
+    status = furnace.set(profile.anneal(500, dwell_hours=1, ramp_rate=20, cool_to=50))
+    lab_time_reaches(clock, 600, status)
+    emulator.faults.no_reply = True
+    with pytest.raises(InstrumentTimeout):
+        status.wait(60)

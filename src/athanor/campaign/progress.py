@@ -7,6 +7,7 @@ line shared by several controllers is not flooded by the scheduler loop.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,8 +19,13 @@ from athanor.protocols.contract import holder_experiment
 from athanor.resources import ResourcePool
 from athanor.store import Experiment
 
-#: Lab seconds between two readings of one furnace for the live view.
+#: Lab seconds between two readings of one furnace for the live view, and wall seconds
+#: at least, however fast the lab clock runs.
 READING_INTERVAL = 5.0
+READING_INTERVAL_WALL = 0.2
+#: Wall seconds before a furnace that did not answer is read again (each try of a
+#: silent instrument costs its driver's timeouts).
+SILENT_BACKOFF = 10.0
 
 
 @dataclass
@@ -54,21 +60,24 @@ class Activity:
 
 
 class FurnaceReadings:
-    """Each furnace's temperature from its device, read at most every ``interval`` lab s."""
+    """Each furnace's temperature from its device, read at most every ``interval`` lab s
+    (and :data:`READING_INTERVAL_WALL` wall s); one that did not answer shows as unknown
+    and is read again only after :data:`SILENT_BACKOFF` wall s."""
 
     def __init__(self, furnaces: dict[str, Any], clock: Clock, interval: float = READING_INTERVAL):
         self.furnaces, self.clock, self.interval = furnaces, clock, interval
-        self._last: dict[str, tuple[float, float | None]] = {}  # name -> (lab time, °C)
+        self._last: dict[str, tuple[float, float, float | None]] = {}  # (lab, wall due, °C)
 
     def temperature(self, name: str) -> float | None:
-        now = self.clock.now()
-        read_at, value = self._last.get(name, (-float("inf"), None))
-        if now - read_at >= self.interval:
+        now, wall = self.clock.now(), time.monotonic()
+        read_at, wall_due, value = self._last.get(name, (-float("inf"), -float("inf"), None))
+        if now - read_at >= self.interval and wall >= wall_due:
             try:
                 value = float(self.furnaces[name].temperature.get())
-            except Exception:  # a furnace that does not answer shows as unknown
-                value = None
-            self._last[name] = (now, value)
+                wall_due = wall + READING_INTERVAL_WALL
+            except Exception:
+                value, wall_due = None, wall + SILENT_BACKOFF
+            self._last[name] = (now, wall_due, value)
         return value
 
     def table(self, pool: ResourcePool) -> dict[str, tuple[str, float | None]]:

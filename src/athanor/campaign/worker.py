@@ -22,6 +22,7 @@ from athanor.campaign.collect import Collector
 from athanor.protocols.contract import STATE_AT_STAGE, stage_of
 
 Command = Literal["resume", "stop", "abort"]
+READY_WAIT = 10.0  # wall seconds a new worker may take to start its RunEngine
 
 
 class OperatorStop(Exception):
@@ -109,9 +110,10 @@ class ExperimentWorker(threading.Thread):
         return runs[-1].exit_status if runs else "success"
 
     def pause(self) -> None:
-        """Ask the plan to pause (devices go to their safe state)."""
-        self._ready.wait()
-        assert self.RE is not None
+        """Ask the plan to pause (devices go to their safe state); RuntimeError if its
+        RunEngine has not started within :data:`READY_WAIT` wall seconds."""
+        if not self._ready.wait(READY_WAIT) or self.RE is None:
+            raise RuntimeError(f"experiment {self.experiment_id}: its RunEngine never started")
         if self.RE.state == "running":
             self.RE.request_pause(defer=False)
 

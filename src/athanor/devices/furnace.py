@@ -14,7 +14,7 @@ from ophyd.status import Status
 from athanor import profile
 from athanor.clock import Clock, Deadline
 from athanor.devices.signals import InstrumentSignal, ValueSignal
-from athanor.drivers.errors import InstrumentFault, InstrumentTimeout
+from athanor.drivers.errors import ConnectionLost, InstrumentFault, InstrumentTimeout
 from athanor.drivers.eurotherm import Eurotherm, Reading
 from athanor.lab_config import FurnaceLimits
 from athanor.profile import Dwell, Ramp, Segment
@@ -24,6 +24,9 @@ SETPOINT_ARRIVED = 0.5  # °C: the working setpoint has reached a segment's targ
 #: A controller's program that is over before this share of its planned time was reset
 #: or changed by someone else.
 PROGRAM_CUT_SHORT = 0.9
+#: A move rides out lost contact (the controller runs on its own) until this many
+#: readings in a row and ``lost_contact`` lab seconds have failed.
+LOST_READINGS = 3
 
 
 class MoveInterrupted(RuntimeError):
@@ -60,6 +63,9 @@ class Furnace(Device):
         The lab's limits for this furnace.
     poll
         Lab seconds between readings while a move is in progress.
+    lost_contact
+        Lab seconds a move waits for a controller that stopped answering (and at least
+        :data:`LOST_READINGS` readings) before it fails.
     """
 
     temperature = Cpt(InstrumentSignal, reader="_read_temperature", units="degC", kind=Kind.hinted)
@@ -79,10 +85,11 @@ class Furnace(Device):
         name: str,
         limits: FurnaceLimits | None = None,
         poll: float = 30.0,
+        lost_contact: float = 600.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
-        self.driver, self.clock, self.poll = driver, clock, poll
+        self.driver, self.clock, self.poll, self.lost_contact = driver, clock, poll, lost_contact
         self.limits = limits or FurnaceLimits()
         sp_low, sp_high = driver.setpoint_limits()
         self.min_temperature.put(max(sp_low, self.limits.min_temperature))
@@ -95,7 +102,10 @@ class Furnace(Device):
 
     def twin(self) -> Furnace:
         """Another device on the same controller, with the same limits and settings."""
-        other = Furnace(self.driver, self.clock, name=self.name, limits=self.limits, poll=self.poll)
+        other = Furnace(
+            self.driver, self.clock, name=self.name, limits=self.limits, poll=self.poll,
+            lost_contact=self.lost_contact,
+        )  # fmt: skip
         for signal in ("ramp_rate", "tolerance"):
             getattr(other, signal).put(getattr(self, signal).get())
         return other
@@ -254,10 +264,22 @@ class Furnace(Device):
     def _poll_until(
         self, done: Callable[[Reading], bool], timeout: float, failure: str, cancel: threading.Event
     ) -> None:
-        """Read every ``poll`` lab seconds until ``done`` or a stop; ``failure`` on timeout."""
+        """Read every ``poll`` lab seconds until ``done`` or a stop; ``failure`` on timeout.
+
+        Readings that fail for lost contact are ridden out up to ``lost_contact``.
+        """
         deadline = Deadline(self.clock, timeout)
+        lost: list[float] = []  # lab times of the failed readings in a row
         while not cancel.is_set():
-            reading = self.driver.read()  # raises on sensor break and over-range
+            try:
+                reading = self.driver.read()  # raises on sensor break and over-range
+            except (InstrumentTimeout, ConnectionLost):
+                lost.append(self.clock.now())
+                if len(lost) >= LOST_READINGS and lost[-1] - lost[0] >= self.lost_contact:
+                    raise
+                self.clock.sleep(self.poll)
+                continue
+            lost.clear()
             if done(reading):
                 return
             if deadline.expired:
