@@ -44,7 +44,14 @@ from athanor.clock import Clock
 from athanor.schema import StrictModel
 from athanor.simulators.hosting import count_down
 from athanor.simulators.world import PhaseState, SampleTruth
-from athanor.simulators.xrd_pattern import CU_KA1, CU_KA2, Instrument, PatternSimulator, ScanProgram
+from athanor.simulators.xrd_pattern import (
+    CU_KA1,
+    CU_KA2,
+    Instrument,
+    PatternSimulator,
+    ScanProgram,
+    Specimen,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,9 @@ class AerisSimSettings(StrictModel):
     ``busy_after_file_s``: lab seconds the instrument stays busy (READY=no, REMOVE and
     MOVE refused) after the end of a scan, when the pattern file is already written.
     ``named_programs``: programs named by the site, each with the scan it runs, e.g.
-    ``{phase-id-fast: 10-80_4-minutes}``.
+    ``{phase-id-fast: 10-80_4-minutes}``. ``specimen``: what the samples add beyond
+    their phases' lines (:class:`~athanor.simulators.xrd_pattern.Specimen`), e.g.
+    ``{hump_cps: 300, displacement_mm: 0.1}``.
     """
 
     programs: list[str] = Field(
@@ -117,6 +126,10 @@ class AerisSimSettings(StrictModel):
     step: float = Field(0.01, ge=0.005, le=0.05, description="degrees 2θ per step")
     fwhm_instrument: float = Field(
         0.06, ge=0.02, le=0.3, description="instrument FWHM (degrees) at low angle"
+    )
+    specimen: Specimen = Field(
+        default_factory=Specimen,
+        description="amorphous hump, displacement, texture, microabsorption (all off)",
     )
     faults: AerisFaults = Field(default_factory=AerisFaults)
 
@@ -202,7 +215,9 @@ class AerisEmulator:
         self.settings = settings or AerisSimSettings()
         self.host, self.port = host, port
         self.simulator = PatternSimulator(
-            seed=self.settings.seed, instrument=self.settings.instrument()
+            seed=self.settings.seed,
+            instrument=self.settings.instrument(),
+            specimen=self.settings.specimen,
         )
         self.slots: dict[int, str] = {}  # slot -> sample id
         self.programs: dict[str, str] = {}  # sample id -> program given at ADD

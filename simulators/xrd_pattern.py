@@ -44,10 +44,12 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
+from pydantic import ConfigDict, Field, field_validator
 from scipy import fft as sp_fft
 
 from athanor.phases import PHASES, structure_path
 from athanor.powder import pseudo_voigt_parameters
+from athanor.schema import StrictModel
 from athanor.simulators.world import PhaseState
 
 CU_KA1 = 1.54056  # Å
@@ -149,30 +151,58 @@ class Instrument:
         return self.background_cps * (1 + 0.3 * np.cos(np.radians(two_theta))) + air
 
 
-@dataclass(frozen=True)
-class Specimen:
+class MarchDollase(StrictModel):
+    """Preferred orientation of one phase: the plane normal ``hkl`` and March's ``r``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hkl: tuple[int, int, int] = Field(description="Miller indices of the preferred normal")
+    r: float = Field(ge=0.2, le=5.0, description="< 1: plates lying flat; 1: random")
+
+    @field_validator("hkl")
+    @classmethod
+    def _not_zero(cls, hkl: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not any(hkl):
+            raise ValueError("hkl (0, 0, 0) is no direction")
+        return hkl
+
+
+class Specimen(StrictModel):
     """What a real specimen adds beyond its phases' lines; every effect is off by default.
+
+    The ``specimen:`` block of a simulated diffractometer's ``sim:`` settings.
 
     - Amorphous hump: a Gaussian bump of ``hump_cps`` counts/s at ``hump_centre_deg``,
       FWHM ``hump_fwhm_deg`` (glassy residue, a sample holder, a capillary).
     - Sample displacement ``displacement_mm`` (surface above the goniometer axis is
       positive): every line moves by Δ2θ = −2 s cos θ / R, R = ``goniometer_radius_mm``.
-    - Preferred orientation, March-Dollase: ``preferred_orientation`` maps a phase to
-      (hkl of the preferred plane normal, r); a line's intensity is multiplied by the mean
-      over its reflections of (r² cos² α + sin² α / r)^(−3/2), α the angle to that
-      normal (r < 1: plates lying flat, r = 1: none).
+    - Preferred orientation, March-Dollase: ``preferred_orientation`` maps a phase to its
+      :class:`MarchDollase`; a line's intensity is multiplied by the mean over its
+      reflections of (r² cos² α + sin² α / r)^(−3/2), α the angle to the normal.
     - Microabsorption, Brindley: particles of radius ``particle_um`` (0: off); phase i
       diffracts with τ_i = 3/R³ ∫₀ᴿ c² exp(−2 (μ_i − μ̄) c) dc, the mean over a sphere of
       the extra attenuation along its chords, μ̄ the volume-weighted mean (linear μ).
     """
 
-    hump_cps: float = 0.0
-    hump_centre_deg: float = 26.0
-    hump_fwhm_deg: float = 9.0
-    displacement_mm: float = 0.0
-    goniometer_radius_mm: float = 145.0
-    preferred_orientation: tuple[tuple[str, tuple[int, int, int], float], ...] = ()
-    particle_um: float = 0.0
+    model_config = ConfigDict(frozen=True)
+
+    hump_cps: float = Field(0.0, ge=0, le=1e6, description="hump maximum (counts/s)")
+    hump_centre_deg: float = Field(26.0, ge=5, le=MAX_TWO_THETA)
+    hump_fwhm_deg: float = Field(9.0, gt=0, le=60)
+    displacement_mm: float = Field(0.0, ge=-2, le=2, description="surface above the axis")
+    goniometer_radius_mm: float = Field(145.0, ge=50, le=1000)
+    preferred_orientation: dict[str, MarchDollase] = Field(
+        default_factory=dict, description="phase -> March-Dollase texture"
+    )
+    particle_um: float = Field(0.0, ge=0, le=100, description="particle radius (0: off)")
+
+    @field_validator("preferred_orientation")
+    @classmethod
+    def _known_phases(cls, texture: dict[str, MarchDollase]) -> dict[str, MarchDollase]:
+        unknown = sorted(set(texture) - set(PHASES))
+        if unknown:
+            raise ValueError(f"phases {unknown} are not simulated; known: {', '.join(PHASES)}")
+        return texture
 
     def hump(self, two_theta: np.ndarray) -> np.ndarray:
         """The amorphous hump's count rate (counts/s) at ``two_theta``."""
@@ -188,14 +218,15 @@ class Specimen:
 
     def texture(self, phase: str, data: PhaseData) -> np.ndarray:
         """March-Dollase factor of each line of ``phase`` (ones when it has no texture)."""
-        for name, hkl, r in self.preferred_orientation:
-            if name == phase:
-                g = data.reflections @ data.reciprocal
-                normal = np.asarray(hkl, dtype=float) @ data.reciprocal
-                cos2 = (g @ normal) ** 2 / (np.sum(g**2, axis=1) * float(normal @ normal))
-                factor = (r**2 * cos2 + (1 - cos2) / r) ** -1.5
-                return np.bincount(data.line_of, factor) / np.bincount(data.line_of)
-        return np.ones(data.d.size)
+        if phase not in self.preferred_orientation:
+            return np.ones(data.d.size)
+        texture = self.preferred_orientation[phase]
+        r = texture.r
+        g = data.reflections @ data.reciprocal
+        normal = np.asarray(texture.hkl, dtype=float) @ data.reciprocal
+        cos2 = (g @ normal) ** 2 / (np.sum(g**2, axis=1) * float(normal @ normal))
+        factor = (r**2 * cos2 + (1 - cos2) / r) ** -1.5
+        return np.bincount(data.line_of, factor) / np.bincount(data.line_of)
 
     def microabsorption(self, fractions: dict[str, float]) -> dict[str, float]:
         """Brindley's τ of each phase in the mixture ``fractions`` (ones when off)."""

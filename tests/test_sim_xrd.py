@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from athanor.clock import ManualClock
+from athanor.config_files import ConfigError
+from athanor.lab_config import load_lab
 from athanor.phases import PHASES
-from athanor.simulators.world import PhaseState
+from athanor.simulators.aeris import AerisEmulator, AerisSimSettings
+from athanor.simulators.lab import sim_settings
+from athanor.simulators.world import FixedTruth, PhaseState
 from athanor.simulators.xrd_pattern import (
     CU_KA1,
     CU_KA2,
+    MarchDollase,
     PatternSimulator,
     ScanProgram,
+    Specimen,
+    phase_data,
     reference_reflections,
 )
 
 PROGRAM = "10-100_8-minutes"
+LAB_CONFIGS = Path(__file__).parents[1] / "lab_configs"
 LARGE = 2000.0  # nm: crystallites big enough that the instrument sets the width
 
 
@@ -157,3 +168,82 @@ def test_bad_phase_states_are_refused(sim):
         sim.expected(PhaseState({"BaTiO3": 0.7, "TiO2": 0.6}), PROGRAM)
     with pytest.raises(ValueError, match="crystallite size"):
         sim.expected(PhaseState({"TiO2": 1.0}, {"TiO2": 0.0}), PROGRAM)
+
+
+# ----------------------------------------------------------------- specimen effects
+
+
+def test_an_amorphous_hump_adds_a_broad_bump_and_nothing_else(sim):
+    hump = Specimen(hump_cps=400.0, hump_centre_deg=25.0, hump_fwhm_deg=8.0)
+    state = PhaseState({"BaTiO3": 1.0}, {"BaTiO3": 80.0})
+    two_theta, plain, t = sim.expected(state, PROGRAM)
+    _, humped, _ = PatternSimulator(specimen=hump).expected(state, PROGRAM)
+    bump = (humped - plain) / t
+    assert two_theta[np.argmax(bump)] == pytest.approx(25.0, abs=0.02)
+    assert bump.max() == pytest.approx(400.0, rel=1e-3)
+    half = two_theta[bump > 200.0]
+    assert half[-1] - half[0] == pytest.approx(8.0, abs=0.05)
+
+
+def test_sample_displacement_moves_lines_by_cos_theta():
+    # Δ2θ = −2 s cos θ / R: 0.2 mm at R = 145 mm moves the 31.5° line by −0.153°, the
+    # rutile line near 90° by −0.112°
+    state = PhaseState({"BaTiO3": 0.5, "TiO2": 0.5}, {"BaTiO3": LARGE, "TiO2": LARGE})
+    displaced = PatternSimulator(specimen=Specimen(displacement_mm=0.2))
+    for phase, near in (("BaTiO3", 31.5), ("TiO2", 89.56)):
+        single = PhaseState({phase: 1.0}, {phase: LARGE})
+        two_theta, at_axis = peaks_only(PatternSimulator(), single)
+        _, moved = peaks_only(displaced, single)
+        window = np.abs(two_theta - near) < 0.6
+        top = two_theta[window][np.argmax(at_axis[window])]
+        expected = -np.degrees(2 * 0.2 * np.cos(np.radians(top / 2)) / 145.0)
+        assert two_theta[window][np.argmax(moved[window])] - top == pytest.approx(
+            expected, abs=0.012
+        )
+    assert displaced.expected(state, PROGRAM)[1].sum() == pytest.approx(
+        PatternSimulator().expected(state, PROGRAM)[1].sum(), rel=1e-3
+    )
+
+
+def test_march_dollase_texture_strengthens_lines_along_the_normal():
+    # plates lying flat (r < 1) with their c axis up: (001) gains r⁻³, (100) keeps r^1.5
+    r = 0.7
+    specimen = Specimen(preferred_orientation={"BaTiO3": MarchDollase(hkl=(0, 0, 1), r=r)})
+    data = phase_data("BaTiO3")
+    factor = specimen.texture("BaTiO3", data)
+    lines = {tuple(h): k for k, h in enumerate(data.hkl)}
+    assert factor[lines[(0, 0, 1)]] == pytest.approx(r**-3)
+    assert factor[lines[(1, 0, 0)]] == pytest.approx(r**1.5)
+    assert np.all(specimen.texture("TiO2", phase_data("TiO2")) == 1.0)
+
+
+def test_brindley_microabsorption_weakens_the_more_absorbing_phase():
+    # BaTiO3 absorbs Cu Kα far more than rutile: in coarse powders it diffracts less
+    fractions = {"BaTiO3": 0.5, "TiO2": 0.5}
+    tau = Specimen(particle_um=5.0).microabsorption(fractions)
+    assert tau["BaTiO3"] < 1.0 < tau["TiO2"]
+    finer = Specimen(particle_um=1.0).microabsorption(fractions)
+    assert tau["BaTiO3"] < finer["BaTiO3"] < 1.0 < finer["TiO2"] < tau["TiO2"]
+    assert Specimen().microabsorption(fractions) == {"BaTiO3": 1.0, "TiO2": 1.0}
+
+
+def test_specimen_switches_are_settings_of_the_simulated_diffractometer(tmp_path):
+    lab = (LAB_CONFIGS / "sim_lab.yaml").read_text()
+    block = (
+        "    slots: 6\n    sim:\n      specimen:\n        hump_cps: 300\n"
+        "        displacement_mm: {}\n        preferred_orientation:\n"
+        "          BaTiO3: {{hkl: [0, 0, 1], r: 0.8}}\n"
+    )
+    path = tmp_path / "lab.yaml"
+    path.write_text(lab.replace("    slots: 6\n", block.format(0.1)))
+    settings = sim_settings(load_lab(path), "xrd", AerisSimSettings)
+    truth = FixedTruth(PhaseState({"BaTiO3": 1.0}))
+    emulator = AerisEmulator(tmp_path / "exchange", truth, ManualClock(), settings)
+    specimen = emulator.simulator.specimen
+    assert (specimen.hump_cps, specimen.displacement_mm) == (300.0, 0.1)
+    assert specimen.preferred_orientation["BaTiO3"].r == 0.8
+    assert AerisSimSettings().specimen == Specimen()  # off unless asked for
+
+    path.write_text(lab.replace("    slots: 6\n", block.format(3.5)))
+    with pytest.raises(ConfigError, match=r"instruments\.xrd\.sim\.specimen\.displacement_mm.*2"):
+        sim_settings(load_lab(path), "xrd", AerisSimSettings)

@@ -8,23 +8,37 @@ Method ``xrd.wpf`` (whole-pattern fitting):
    part) on the pattern binned to 0.05°. SNIP also clips the pedestal that the
    Lorentzian tails of many overlapping lines build (about 10 % of the peak area on
    these phases, more for small crystallites), so the fit adds a smooth correction
-   (cubic B-splines, knots every 5°, either sign) fitted together with the peaks, whose
-   own tails then account for the pedestal.
+   (cubic B-splines, knots every ``background_knot_deg``, either sign) fitted together
+   with the peaks, whose own tails then account for the pedestal; it also follows a
+   broad amorphous hump.
 2. Each candidate phase's lattice scale is located by matching its strongest reference
    lines to the pattern over 1 ± ``max_lattice_shift``.
 3. Non-negative least squares over each phase's profile at a few crystallite sizes
    (background projected out) gives starting scale factors and sizes; phases that get
-   none are dropped.
+   none, or whose share fails the F-test, start at zero.
 4. Levenberg-Marquardt with Poisson weights refines the scale factors, the background
-   correction and, for phases with ≥ ``min_shape_fraction`` of the peak area, the
-   lattice scale and crystallite size. Profiles are rendered in q, where widths are
-   nearly constant, with one FFT convolution (:class:`_PhaseProfile`).
-5. Scale factors become weight fractions with the Hill & Howard convention of the
+   correction, the zero offset and sample displacement (:mod:`.refinement`) and, for
+   phases with ≥ ``min_shape_fraction`` of the peak area, lattice scale and crystallite
+   size. Profiles are rendered in q with one FFT convolution (:mod:`.profiles`).
+5. Evidence: a phase stays only if the fit without it is worse beyond its noise (an
+   F-test at ``presence_confidence``, the misfit scale included) and its crystallite
+   size is not at the lower bound (lines broader than that stand in for a hump or
+   misfit, not for the phase: reported in ``details["at_bound"]`` with the flag
+   ``parameter_at_bound``). Phases not found are looked for again in the residual.
+6. Scale factors become weight fractions with the Hill & Howard convention of the
    references (:mod:`athanor.analysis.references`): ``w_p = c_p / Σ c`` for a fully
    crystalline sample, or, with the instrument's count rate calibrated on the unit
    phase, absolute fractions ``w_p = c_p μ*_mix / (R t μ*_unit)`` that leave room for
-   an amorphous part. Uncertainties come from the fit covariance.
-6. Peaks the fit leaves in the residual, where the model has little intensity, are
+   an amorphous part. Every candidate keeps its best estimate (identification is by
+   evidence, quantification is not), and a detection limit.
+7. Uncertainties, chosen because they hold on independently made patterns (1σ covers
+   the truth about 68 % of the time, ``python -m benchmarks analysis``): the fit's
+   covariance scaled by its misfit (reduced χ² times the residuals' serial correlation),
+   plus the spread of the fractions when the background correction's knots are half or
+   twice as far apart, plus ``reference_uncertainty`` on each reference's intensity. The
+   covariance alone covers half as often where a hump or low counts make the
+   background uncertain: the background model, not the counting noise, dominates there.
+8. Peaks the fit leaves in the residual, where the model has little intensity, are
    reported as unexplained intensity.
 
 Method ``xrd.peak_ratio`` is the naive baseline: each phase's strongest reference line,
@@ -34,9 +48,10 @@ intensity, normalised over phases.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pybaselines import Baseline
@@ -73,7 +88,7 @@ class XRDParams(StrictModel):
         2.5, gt=0, le=30, description="SNIP half window: wider than the broadest peak"
     )
     min_shape_fraction: float = Field(
-        0.02,
+        0.0,
         ge=0,
         le=1,
         description="share of the peak area above which a phase's lattice and size are refined",
@@ -114,10 +129,15 @@ class XRDParams(StrictModel):
     )
     detection_sigma: float = Field(3.0, gt=0, description="detection limit, in σ at zero")
     reference_uncertainty: float = Field(
-        0.03,
+        0.01,
         ge=0,
         le=0.5,
         description="relative uncertainty of each reference's intensity (structure model)",
+    )
+    background_alternatives: tuple[Annotated[float, Field(gt=0, le=10)], ...] = Field(
+        (0.5, 2.0),
+        description="knot spacings, of background_knot_deg, whose spread of the fractions "
+        "is added to their uncertainty (empty: none)",
     )
     correlated_residuals: bool = Field(
         True, description="widen uncertainties by the residuals' serial correlation"
@@ -189,6 +209,11 @@ def background(two_theta: np.ndarray, counts: np.ndarray, params: XRDParams) -> 
     return np.interp(two_theta, x, base)
 
 
+def _counting_sigma(counts: np.ndarray) -> np.ndarray:
+    """Poisson σ of each count (at least 1)."""
+    return np.sqrt(np.maximum(counts, 1.0))
+
+
 def _binned(two_theta: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pattern averaged in bins of about :data:`_BACKGROUND_STEP` degrees."""
     step = float(np.median(np.diff(two_theta)))
@@ -232,10 +257,13 @@ def analyse_pattern(
     Returns
     -------
     AnalysisResult
-        ``fraction_<phase>`` (g/g), ``lattice_scale_<phase>``, ``crystallite_nm_<phase>``
-        for the phases found, ``rwp`` (%), ``chi2_reduced``, ``unexplained_fraction``;
-        ``details["identified"]`` lists the phases present; the flag
-        ``unexplained_intensity`` is raised when residual peaks remain.
+        ``fraction_<phase>`` (g/g) and ``detection_limit_<phase>`` of every candidate,
+        ``lattice_scale_<phase>`` and ``crystallite_nm_<phase>`` of the phases refined,
+        ``zero_shift_deg``, ``sample_displacement_mm``, ``rwp`` (%), ``chi2_reduced``,
+        ``unexplained_fraction``; ``details["identified"]`` lists the phases present,
+        ``details["at_bound"]`` the parameters that ended at a bound (flag
+        ``parameter_at_bound``); the flag ``unexplained_intensity`` is raised when
+        residual peaks remain.
     """
     p = _params(params)
     tth, y = check_pattern(two_theta, counts, source)
@@ -246,7 +274,7 @@ def analyse_pattern(
             "counting time per step, which the data does not give"
         )
     net = y - background(tth, y, p)
-    sigma = np.sqrt(np.maximum(y, 1.0))
+    sigma = _counting_sigma(y)
     smooth = _background_basis(tth, p.background_knot_deg)
     linear = LinearPart(smooth, sigma)
     names = list(refs.names)
@@ -274,15 +302,29 @@ def analyse_pattern(
     )
     c0, b0, sizes = _start(problem, scales)
     active = [i for i in range(len(names)) if c0[i] > 0]
-    fit, active = _fit_by_evidence(problem, active, c0, b0, scales, sizes, np.zeros(2))
-    added = _traces(problem, fit, active, names, refs, c0, scales, sizes)
+    stand_ins: dict[int, list[str]] = {}
+    fit, active = _fit_by_evidence(problem, active, c0, b0, scales, sizes, np.zeros(2), stand_ins)
+    added, trials = _traces(problem, fit, active, names, refs, c0, scales, sizes)
     if added:
+        trials = {}
         fit, active = _fit_by_evidence(
-            problem, sorted(active + added), c0, fit.background_coef, scales, sizes, fit.shift
+            problem,
+            sorted(active + added),
+            c0,
+            fit.background_coef,
+            scales,
+            sizes,
+            fit.shift,
+            stand_ins,
         )
-    limits = _detection_limits(problem, names, active, fit, scales, refs, counting_time)
-    net = net - fit.correction
-    return _result(names, active, fit, limits, refs, tth, y, net, sigma, p, counting_time, source)
+    estimate = _estimate(problem, active, fit, names, refs, stand_ins, trials)
+    at_bound = {names[active[k]]: hits for k, hits in fit.at_bound.items()}
+    at_bound |= {names[i]: hits for i, hits in stand_ins.items() if i not in active}
+    if fit.shift_at_bound:
+        at_bound["pattern"] = fit.shift_at_bound
+    return _result(
+        names, estimate, fit, at_bound, refs, tth, y, net - fit.correction, p, counting_time, source
+    )
 
 
 @dataclass(frozen=True)
@@ -308,9 +350,16 @@ def _fit_by_evidence(
     scales: np.ndarray,
     sizes: np.ndarray,
     shift: np.ndarray,
+    stand_ins: dict[int, list[str]],
 ) -> tuple[Fit, list[int]]:
-    """Refine ``active`` phases, drop those the F-test finds no evidence for, refine again
-    from where the fit stood, until every phase left has earned its place."""
+    """Refine ``active`` phases, drop those without evidence, refine again from where the
+    fit stood, until every phase left has earned its place.
+
+    Without evidence: the F-test (:func:`_without_evidence`), or a crystallite size at
+    its lower bound. Lines wanted broader than the bound allows stand in for something
+    else (an amorphous hump, the tails of misfitting peaks), not for that phase; such
+    phases are recorded in ``stand_ins`` (phase -> parameters at the bound).
+    """
     c0, scales, sizes = c0.copy(), scales.copy(), sizes.copy()
     pr = problem
     while True:
@@ -328,7 +377,12 @@ def _fit_by_evidence(
             pr.bounds,
             pr.lag,
         )
-        weak = _without_evidence(pr, fit)
+        weak = set(_without_evidence(pr, fit))
+        if pr.params.presence_confidence > 0:
+            for j, hits in fit.at_bound.items():
+                if "crystallite_nm" in hits:
+                    weak.add(j)
+                    stand_ins[active[j]] = hits
         if not weak:
             return fit, active
         c0[active], sizes[active], scales[active] = fit.c, fit.size, fit.scale
@@ -351,13 +405,12 @@ def _without_evidence(problem: _Problem, fit: Fit) -> list[int]:
     (the other scale factors and the background refitted, shapes kept) against the fit."""
     if problem.params.presence_confidence == 0 or not fit.columns:
         return []
-    _, full = problem.linear.nonnegative(fit.columns, problem.net)
+    groups = [[i] for i in range(len(fit.columns))]
+    _, full, without = problem.linear.without(fit.columns, problem.net, groups)
     weak = []
     for i in range(len(fit.columns)):
-        others = fit.columns[:i] + fit.columns[i + 1 :]
-        gain = problem.linear.nonnegative(others, problem.net)[1] - full
         nu = 1 + 2 * int(fit.variance[2, i] > 0)
-        if fit.c[i] <= 0 or not _passes(problem, gain, nu, fit.misfit, fit.dof):
+        if fit.c[i] <= 0 or not _passes(problem, without[i] - full, nu, fit.misfit, fit.dof):
             weak.append(i)
     return weak
 
@@ -371,60 +424,139 @@ def _traces(
     c0: np.ndarray,
     scales: np.ndarray,
     sizes: np.ndarray,
-) -> list[int]:
-    """Phases not found, looked for again in what the fit leaves, their lines located
-    there (the strong phases no longer in the way); those that improve the residual's fit
-    past the F-test are returned, with ``c0``, ``scales`` and ``sizes`` set to start from."""
+) -> tuple[list[int], dict[int, _Trial]]:
+    """Phases not found, looked for again in what the fit leaves (:func:`_trial`).
+
+    Returns those that improve the residual's fit past the F-test, with ``c0``,
+    ``scales`` and ``sizes`` set to start from, and every missing phase's trial.
+    """
     missing = [i for i in range(len(names)) if i not in active]
     if not missing or problem.params.presence_confidence == 0:
-        return []
+        return [], {}
     left = problem.net - fit.correction - fit.model
-    size = float(np.median(fit.size)) if active else 50.0
     c0[active], sizes[active], scales[active] = fit.c, fit.size, fit.scale
     _, before = problem.linear.nonnegative([], left)
+    trials = {i: _trial(problem, refs, names[i], i, left, fit.shift) for i in missing}
     added = []
-    for i in missing:
-        scale = _locate(refs, names[i], problem.two_theta, left, problem.params)
-        column = problem.profiles[i].render(scale, size, *fit.shift)
-        (c,), after = problem.linear.nonnegative([column], left)
-        if c > 0 and _passes(problem, before - after, 1, fit.misfit, fit.dof):
-            c0[i], sizes[i], scales[i] = c, size, scale
+    for i, trial in trials.items():
+        if trial.c > 0 and _passes(problem, before - trial.chi2, 1, fit.misfit, fit.dof):
+            c0[i], sizes[i], scales[i] = trial.c, trial.size, trial.scale
             added.append(i)
-    return added
+    return added, trials
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """A phase not in the fit, shaped to what the fit leaves."""
+
+    scale: float
+    size: float
+    column: np.ndarray
+    c: float
+    chi2: float  # of the residual with it
+
+
+def _trial(
+    problem: _Problem, refs: ReferenceSet, name: str, i: int, left: np.ndarray, shift: np.ndarray
+) -> _Trial:
+    """Phase ``i`` fitted alone to the residual ``left``: its lines located there (the
+    strong phases no longer in the way), its size from how a scale factor spreads over a
+    few sizes (as in :func:`_start`), then its scale factor at that shape."""
+    scale = _locate(refs, name, problem.two_theta, left, problem.params)
+    profile = problem.profiles[i]
+    sizes = _start_sizes(problem.params)
+    coef, _ = problem.linear.nonnegative([profile.render(scale, s, *shift) for s in sizes], left)
+    size = float(np.exp(coef @ np.log(sizes) / coef.sum())) if coef.sum() > 0 else 50.0
+    column = profile.render(scale, size, *shift)
+    (c,), chi2 = problem.linear.nonnegative([column], left)
+    return _Trial(scale, size, column, float(c), chi2)
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """Every candidate's scale factor, their covariance, and each one's σ at zero."""
+
+    active: list[int]  # the phases refined (found)
+    c: np.ndarray
+    cov: np.ndarray
+    sd_at_zero: np.ndarray
+
+
+def _estimate(
+    problem: _Problem,
+    active: list[int],
+    fit: Fit,
+    names: list[str],
+    refs: ReferenceSet,
+    stand_ins: Collection[int],
+    trials: dict[int, _Trial],
+) -> _Estimate:
+    """Scale factors of all candidates: the phases found at their refined shapes, the
+    others shaped to what the fit leaves (:func:`_trial`).
+
+    Identification is by evidence, quantification is not: a phase below its detection
+    limit may still be there, so it keeps its best estimate (≥ 0) and σ, and the other
+    fractions are not inflated by leaving it out. ``stand_ins`` (phases whose lines
+    only fitted broader than the size bound) stay at zero: what the residual holds at
+    their lines is the misfit they stood in for. The found phases' covariance is the
+    refinement's (their shapes marginalised); each other phase adds its σ at zero.
+    ``trials`` already made on this fit's residual are reused.
+    """
+    left = problem.net - fit.correction - fit.model
+    linear = problem.linear
+    columns = [
+        fit.columns[active.index(i)]
+        if i in active
+        else (trials.get(i) or _trial(problem, refs, name, i, left, fit.shift)).column
+        for i, name in enumerate(names)
+    ]
+    quantified = [i for i in range(len(names)) if i not in stand_ins]
+    c = np.zeros(len(names))
+    c[quantified], _ = linear.nonnegative([columns[i] for i in quantified], problem.net)
+    sd = np.array(
+        [
+            linear.sd_at_zero(columns[i], [columns[j] for j in active if j != i], fit.misfit)
+            for i in range(len(names))
+        ]
+    )
+    cov = np.diag(np.where(np.isfinite(sd), sd, 0.0) ** 2)
+    cov[np.ix_(active, active)] = fit.cov_c
+    for knots in _alternative_backgrounds(problem):
+        c_alt = np.zeros(len(names))
+        c_alt[quantified], _ = knots.nonnegative([columns[i] for i in quantified], problem.net)
+        cov += np.outer(c_alt - c, c_alt - c) / len(problem.params.background_alternatives)
+    return _Estimate(active, c, cov, sd)
 
 
 def _detection_limits(
-    problem: _Problem,
+    estimate: _Estimate,
     names: list[str],
-    active: list[int],
-    fit: Fit,
-    scales: np.ndarray,
     refs: ReferenceSet,
+    p: XRDParams,
     counting_time: float | None,
 ) -> dict[str, tuple[float, float]]:
-    """Per phase: (σ of its fraction at zero, detection limit = ``detection_sigma`` σ).
-
-    The σ of its scale factor were it added at zero beside the other phases found, with
-    its fitted shape, or a typical one (located lattice scale, the found phases' median
-    size), as a weight fraction.
-    """
-    p = problem.params
-    size = float(np.median(fit.size)) if active else 50.0
+    """Per phase: (σ of its fraction at zero, detection limit = ``detection_sigma`` σ),
+    beside the other phases found at their estimates."""
     out = {}
     for i, name in enumerate(names):
-        others = [j for j in range(len(active)) if active[j] != i]
-        if i in active:
-            profile = fit.columns[active.index(i)]
-        else:
-            profile = problem.profiles[i].render(float(scales[i]), size, *fit.shift)
-        sd_c = problem.linear.sd_at_zero(profile, [fit.columns[j] for j in others], fit.misfit)
-        phases = [names[active[j]] for j in others] + [name]
-        sd, _ = _fractions(np.append(fit.c[others], sd_c), phases, refs, p, counting_time)
+        others = [j for j in estimate.active if j != i]
+        phases = [names[j] for j in others] + [name]
+        sd_c = float(estimate.sd_at_zero[i])
+        sd, _ = _fractions(np.append(estimate.c[others], sd_c), phases, refs, p, counting_time)
         limit, _ = _fractions(
-            np.append(fit.c[others], p.detection_sigma * sd_c), phases, refs, p, counting_time
+            np.append(estimate.c[others], p.detection_sigma * sd_c), phases, refs, p, counting_time
         )
         out[name] = (float(sd[-1]), float(limit[-1]))
     return out
+
+
+def _alternative_backgrounds(problem: _Problem) -> list[LinearPart]:
+    """The background correction at the knot spacings of ``background_alternatives``."""
+    p = problem.params
+    return [
+        LinearPart(_background_basis(problem.two_theta, p.background_knot_deg * f), problem.sigma)
+        for f in p.background_alternatives
+    ]
 
 
 def _background_basis(two_theta: np.ndarray, knot_deg: float) -> np.ndarray:
@@ -443,27 +575,32 @@ def _start(problem: _Problem, scales: np.ndarray) -> tuple[np.ndarray, np.ndarra
     its size. A phase the F-test finds no evidence for here starts at zero.
     """
     linear, net = problem.linear, problem.net
-    lo, hi = problem.params.crystallite_nm
-    sizes = np.array([s for s in _START_SIZES if lo <= s <= hi] or [np.sqrt(lo * hi)])
+    sizes = _start_sizes(problem.params)
     profiles = problem.profiles
     by_phase = [
         [pr.render(s, size) for size in sizes] for pr, s in zip(profiles, scales, strict=True)
     ]
     columns = [col for cols in by_phase for col in cols]
-    coef_flat, chi2 = linear.nonnegative(columns, net)
+    groups = [list(range(i * sizes.size, (i + 1) * sizes.size)) for i in range(len(profiles))]
+    coef_flat, chi2, without = linear.without(columns, net, groups)
     b0 = linear.coefficients((net - np.column_stack(columns) @ coef_flat) / linear.sigma)
     coef = np.reshape(coef_flat, (len(profiles), sizes.size))
     c0 = coef.sum(axis=1)
     if problem.params.presence_confidence > 0:
-        misfit = max(1.0, chi2 / max(net.size - coef_flat.size, 1))
+        dof = net.size - coef_flat.size
+        misfit = max(1.0, chi2 / max(dof, 1))
         for i in np.flatnonzero(c0 > 0):
-            others = [col for j, cols in enumerate(by_phase) if j != i for col in cols]
-            gain = linear.nonnegative(others, net)[1] - chi2
-            if not _passes(problem, gain, sizes.size, misfit, net.size - coef_flat.size):
+            if not _passes(problem, without[i] - chi2, sizes.size, misfit, dof):
                 c0[i] = 0.0
     share = coef / np.maximum(coef.sum(axis=1)[:, None], 1e-300)
     size0 = np.exp(share @ np.log(sizes))
-    return c0, b0, np.where(c0 > 0, size0, np.sqrt(lo * hi))
+    return c0, b0, np.where(c0 > 0, size0, np.exp(np.log(sizes).mean()))
+
+
+def _start_sizes(p: XRDParams) -> np.ndarray:
+    """Crystallite sizes (nm) whose profiles locate a phase's size linearly."""
+    lo, hi = p.crystallite_nm
+    return np.array([s for s in _START_SIZES if lo <= s <= hi] or [np.sqrt(lo * hi)])
 
 
 def _locate(
@@ -499,41 +636,42 @@ def _locate(
 
 def _result(
     names: list[str],
-    active: list[int],
+    estimate: _Estimate,
     fit: Fit,
-    limits: dict[str, tuple[float, float]],
+    at_bound: dict[str, list[str]],
     refs: ReferenceSet,
     tth: np.ndarray,
     counts: np.ndarray,
     net: np.ndarray,
-    sigma: np.ndarray,
     p: XRDParams,
     counting_time: float | None,
     source: str,
 ) -> AnalysisResult:
-    c = fit.c
-    fractions, jac_w = _fractions(c, [names[i] for i in active], refs, p, counting_time)
+    c = estimate.c
+    fractions, jac_w = _fractions(c, names, refs, p, counting_time)
     # counting noise and misfit, then each reference's intensity scale (a factor on c)
     jac_k = jac_w * c[None, :]
-    cov_w = jac_w @ fit.cov_c @ jac_w.T + p.reference_uncertainty**2 * (jac_k @ jac_k.T)
+    cov_w = jac_w @ estimate.cov @ jac_w.T + p.reference_uncertainty**2 * (jac_k @ jac_k.T)
+    sd_w = np.sqrt(np.maximum(np.diag(cov_w), 0.0))
     outcomes: dict[str, Quantity] = {}
     identified = []
-    at_bound = {names[active[k]]: hits for k, hits in fit.at_bound.items()}
-    for k, i in enumerate(active):
-        name = names[i]
-        sd_c = float(np.sqrt(fit.variance[0, k]))
-        outcomes[f"fraction_{name}"] = Quantity(fractions[k], np.sqrt(max(cov_w[k, k], 0)), "g/g")
+    for i, name in enumerate(names):
+        outcomes[f"fraction_{name}"] = Quantity(fractions[i], sd_w[i], "g/g")
+        if i not in estimate.active:
+            continue
+        k = estimate.active.index(i)
         outcomes[f"lattice_scale_{name}"] = Quantity(
             fit.scale[k], np.sqrt(fit.variance[1, k]) or None, ""
         )
         outcomes[f"crystallite_nm_{name}"] = Quantity(
             fit.size[k], fit.size[k] * np.sqrt(fit.variance[2, k]) or None, "nm"
         )
-        significant = fractions[k] >= p.min_fraction and c[k] >= p.min_significance * sd_c
+        sd_c = float(np.sqrt(fit.variance[0, k]))
+        significant = fractions[i] >= p.min_fraction and c[i] >= p.min_significance * sd_c
         if significant and name not in at_bound:
             identified.append(name)
-    for name, (sd, limit) in limits.items():
-        outcomes.setdefault(f"fraction_{name}", Quantity(0.0, sd, "g/g"))
+    limits = _detection_limits(estimate, names, refs, p, counting_time)
+    for name, (_, limit) in limits.items():
         outcomes[f"detection_limit_{name}"] = Quantity(limit, None, "g/g")
     if p.count_rate is not None:
         outcomes["amorphous_fraction"] = Quantity(
@@ -546,14 +684,13 @@ def _result(
         radians[1] * p.goniometer_radius_mm / 2 or None,
         "mm",
     )
+    sigma = _counting_sigma(counts)
     weighted = float(np.sum((counts / sigma) ** 2))
     outcomes["rwp"] = Quantity(100 * np.sqrt(fit.chi2 / max(weighted, 1e-300)), None, "%")
     outcomes["chi2_reduced"] = Quantity(fit.chi2 / fit.dof, None, "")
     peaks, area = _unexplained(tth, net, fit.model, sigma, p)
     total = float(np.sum(np.maximum(fit.model, 0)))
     outcomes["unexplained_fraction"] = Quantity(area / total if total > 0 else 0.0, None, "")
-    if fit.shift_at_bound:
-        at_bound["pattern"] = fit.shift_at_bound
     flags = ("unexplained_intensity",) * bool(peaks) + ("parameter_at_bound",) * bool(at_bound)
     return AnalysisResult(
         method="xrd.wpf",

@@ -191,10 +191,13 @@ def refine(
     shift_sd[free_shift] = np.sqrt(diag[n + m : n + m + h])
     at_bound: dict[int, list[str]] = {}
     span = upper - lower
-    near = (np.abs(x - lower) < 1e-3 * span) | (np.abs(upper - x) < 1e-3 * span)
+    at_lower = np.abs(x - lower) < 1e-3 * span
+    near = at_lower | (np.abs(upper - x) < 1e-3 * span)
     for j, phase in enumerate(shaped.tolist()):
-        where = {"lattice_scale": n + m + h + j, "crystallite_nm": n + m + h + k + j}
-        hits = [name for name, at in where.items() if near[at] and c[phase] > 0]
+        # a size at its upper bound only says the lines are as narrow as the instrument's
+        hits = ["lattice_scale"] * bool(near[n + m + h + j])
+        hits += ["crystallite_nm"] * bool(at_lower[n + m + h + k + j])
+        hits = hits if c[phase] > 0 else []
         if hits:
             at_bound[phase] = hits
     shift_at_bound = [
@@ -267,6 +270,21 @@ class LinearPart:
             return np.zeros(0), float(target @ target)
         coef, norm = nnls(self.residual_part(np.column_stack(columns)), target)
         return coef, float(norm**2)
+
+    def without(
+        self, columns: list[np.ndarray], net: np.ndarray, groups: list[list[int]]
+    ) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`nonnegative` of all ``columns``, and the χ² with each group of them left
+        out in turn (the columns projected once)."""
+        target = self.residual_part(net)
+        projected = self.residual_part(np.column_stack(columns))
+        coef, norm = nnls(projected, target)
+        left_out = np.empty(len(groups))
+        for k, group in enumerate(groups):
+            keep = np.setdiff1d(np.arange(len(columns)), group)
+            rest = nnls(projected[:, keep], target)[1] if keep.size else np.linalg.norm(target)
+            left_out[k] = rest**2
+        return coef, float(norm**2), left_out
 
     def sd_at_zero(self, candidate: np.ndarray, others: list[np.ndarray], misfit: float) -> float:
         """σ of a profile's scale factor were it added at zero beside ``others`` (all free):
