@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,150 @@ def test_resume_names_the_keys_edited_since_the_start(tmp_path):
     result = runner.invoke(app, ["resume", str(path), "--db", str(db), "--no-live"])
     assert "ignored: budget.max_experiments differs" in result.output
     assert "ignored: seed differs" in result.output
+
+
+def write_real_campaign(folder: Path, connection: str) -> Path:
+    """A campaign on a real (not simulated) lab whose furnace1 is at ``connection``."""
+    path = write_campaign(folder)
+    lab = yaml.safe_load((folder / "lab.yaml").read_text())
+    del lab["simulation"]
+    lab["instruments"]["furnace1"]["connection"] = connection
+    (folder / "xrd").mkdir()
+    (folder / "lab.yaml").write_text(yaml.safe_dump(lab, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("connection", "check"),
+    [
+        ("/dev/ttyNOPE0", "Check that /dev/ttyNOPE0 exists, its cable is plugged in"),
+        ("modbus-tcp://127.0.0.1:1", "Check that the instrument is on and 127.0.0.1:1 reachable"),
+    ],
+)
+def test_an_instrument_that_cannot_be_opened_is_named_with_what_to_check(
+    tmp_path, connection, check
+):
+    path = write_real_campaign(tmp_path, connection)
+    result = runner.invoke(app, ["run", str(path), "--db", str(tmp_path / "x.db"), "--no-live"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert re.search(r"lab.yaml:\d+: instruments.furnace1.connection: furnace1 \(furnace", message)
+    assert f"cannot be used at {connection!r}" in message and check in message
+    assert f"'athanor check {tmp_path / 'lab.yaml'}' probes every instrument" in message
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("second", "key", "hint"),
+    [
+        (
+            {"kind": "furnace", "connection": "/dev/ttyUSB0", "unit": 1},
+            "connection",
+            "'/dev/ttyUSB0' unit 1 is furnace_a's too: two entries for one instrument",
+        ),
+        (
+            {"kind": "furnace", "connection": "/dev/ttyUSB0", "unit": 2},
+            "connection",
+            "'/dev/ttyUSB0' unit 2 is furnace_b's too",
+        ),
+        (
+            {"kind": "spectrometer", "connection": "/dev/ttyUSB0"},
+            "connection",
+            "'/dev/ttyUSB0' is furnace_a's too",
+        ),
+        (
+            {"kind": "diffractometer", "connection": "tcp://192.0.2.11:702",
+             "exchange_dir": "/mnt/aeris/exchange/"},
+            "exchange_dir",
+            "'/mnt/aeris/exchange/' is aeris's folder too; each diffractometer needs a folder",
+        ),
+    ],
+)  # fmt: skip
+def test_one_instrument_entered_twice_is_refused_naming_both(tmp_path, second, key, hint):
+    lab = yaml.safe_load((LAB_CONFIGS / "example_real_lab.yaml").read_text())
+    lab["instruments"]["twin"] = second
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(lab, sort_keys=False))
+    result = runner.invoke(app, ["sim", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = path.read_text().splitlines()
+    twin = lines.index("  twin:")
+    line = 1 + next(i for i in range(twin, len(lines)) if lines[i].strip().startswith(f"{key}:"))
+    message = " ".join(result.output.split())
+    assert f"lab.yaml:{line}: instruments.twin.{key}: {hint}" in message
+
+
+@pytest.mark.parametrize("kind", ["diffractometer", "spectrometer", "transfer"])
+def test_a_lab_without_an_instrument_the_protocol_requests_is_refused(tmp_path, kind):
+    def without(instruments: dict[str, Any], folder: Path) -> None:
+        for name in [n for n, inst in instruments.items() if inst["kind"] == kind]:
+            del instruments[name]
+
+    message = refused(tmp_path, instruments=without)
+    assert "mini.yaml:" in message and f"requests a {kind} (role '{kind}')" in message
+    assert "has none (it has" in message
+
+
+def test_furnaces_may_share_a_modbus_line_at_different_units():
+    lab = load_lab(LAB_CONFIGS / "example_real_lab.yaml")
+    assert {lab.instruments[n].connection for n in ("furnace_a", "furnace_b")} == {"/dev/ttyUSB0"}
+
+
+def test_the_campaign_check_is_the_one_run_makes(tmp_path):
+    from athanor.campaign.session import check_campaign
+
+    config = load_campaign(write_campaign(tmp_path, protocol_args={"averages": 0}))
+    with pytest.raises(ConfigError, match=r"mini.yaml:\d+: protocol_args.averages: .* 0 is not"):
+        check_campaign(config, load_lab(config.lab_path()))
+
+
+def test_a_dry_run_checks_its_values_as_a_campaign_does():
+    from athanor.campaign.dryrun import dry_run
+    from athanor.protocols.parameters import ArgumentError
+
+    params = {"temperature_c": "1000", "dwell_h": "1", "ramp_c_per_min": "5", "dopant": "5"}
+    with pytest.raises(ArgumentError, match="parameter dopant: '5' is not allowed"):
+        dry_run("synthesize_and_characterize", params, load_lab(LAB_CONFIGS / "sim_lab.yaml"))
+
+
+def test_a_dry_run_writes_nothing_into_the_labs_folders(tmp_path):
+    from athanor.campaign.dryrun import dry_run
+
+    lab = yaml.safe_load((LAB_CONFIGS / "example_real_lab.yaml").read_text())
+    lab["instruments"]["aeris"]["exchange_dir"] = str(tmp_path / "exchange")
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    params = {"temperature_c": 1000, "dwell_h": 1, "ramp_c_per_min": 5}
+    result = dry_run("synthesize_and_characterize", params, load_lab(tmp_path / "lab.yaml"))
+    assert result.duration > 0
+    assert not (tmp_path / "exchange").exists()
+
+
+def test_resume_of_a_campaign_whose_creation_was_cut_short_says_so(tmp_path):
+    path = write_campaign(tmp_path)
+    db = tmp_path / "lab.db"
+    config = load_campaign(path)
+    store = Store(db)  # what a creation in two steps left when the disk filled up
+    store.create_campaign(
+        config.name, config.model_dump(mode="json"),
+        load_lab(config.lab_path()).model_dump(mode="json"),
+    )  # fmt: skip
+    store.close()
+    result = runner.invoke(app, ["resume", "mini", "--db", str(db), "--no-live"])
+    assert result.exit_code == 2, result.output
+    assert "campaign 'mini' in" in result.output and "was never fully created" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.slow
+def test_an_edit_that_is_not_a_number_is_refused_at_the_prompt_and_asked_again(tmp_path):
+    path = write_campaign(tmp_path, budget={"max_experiments": 1}, initial_experiments=1)
+    db = tmp_path / "lab.db"
+    answers = "edit\nhot\n\n\n\n\n" + "950\n\n\n\n\n"
+    result = runner.invoke(
+        app, ["run", str(path), "--db", str(db), "--no-live", "--approve"], input=answers
+    )
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    assert "refused: edited proposal.temperature_c: 'hot' is not a number; edit again" in message
+    (experiment,) = Store(db).experiments("mini")
+    assert experiment.params["temperature_c"] == 950.0

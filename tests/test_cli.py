@@ -123,3 +123,46 @@ def test_status_reads_a_database_its_user_may_not_write(tmp_path):
         folder.chmod(0o755)
     assert result.returncode == 0, result.stderr
     assert "mini" in result.stdout and "created" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["run", "CAMPAIGN", "--no-live"], ["resume", "mini"]])
+def test_a_database_its_user_may_not_write_is_refused_by_what_writes_it(tmp_path, command):
+    args = [str(write_campaign(tmp_path)) if arg == "CAMPAIGN" else arg for arg in command]
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = folder / "lab.db"
+    store = Store(db)
+    store.create_campaign("mini", config={}, lab={}, planner_state={"planner": {}})
+    store.close()
+    db.chmod(0o444)
+    try:
+        result = subprocess.run(
+            [Path(sys.executable).parent / "athanor", *args, "--db", str(db)],
+            capture_output=True, text=True, check=False,
+            preexec_fn=drop_root_override if os.geteuid() == 0 else None,
+        )  # fmt: skip
+    finally:
+        db.chmod(0o644)
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"cannot write the database {db}: this user may not write it or its folder" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_status_of_a_campaign_shows_where_its_samples_went(tmp_path):
+    db = tmp_path / "lab.db"
+    store = Store(db)
+    store.create_campaign("mini", config={}, lab={})
+    store.add_sample("mini-001-1", "mini", store.add_experiment("mini", {}, {}).id)
+    store.move_sample("mini-001-1", "furnace2", lab_time=1800, by="robot")
+    store.move_sample("mini-001-1", "xrd", lab_time=5 * 3600, by="robot")
+    store.close()
+    result = runner.invoke(app, ["status", "mini", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if "mini-001-1" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["0.50", "mini-001-1", "rack", "furnace2", "robot"],
+        ["5.00", "mini-001-1", "furnace2", "xrd", "robot"],
+    ]
+    unknown = runner.invoke(app, ["status", "nope", "--db", str(db)])
+    assert unknown.exit_code == 2 and "no campaign named 'nope'" in unknown.output

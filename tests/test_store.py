@@ -1,8 +1,11 @@
+import sqlite3
+
 import pytest
 from bluesky import RunEngine
 from bluesky.plans import count
 from event_model import DocumentNames, schema_validators
 from ophyd.sim import det
+from sqlalchemy import event
 
 from athanor.store import ExperimentState, Outcome, Store, StoreError, TransitionError
 
@@ -85,6 +88,71 @@ def test_samples_record_their_moves(store):
         ("rack", "furnace2"),
         ("furnace2", "xrd:1"),
     ]
+
+
+def test_a_campaigns_moves_say_what_moved_each_sample_from_where_to_where(store):
+    store.create_campaign("other", config={}, lab={})
+    for campaign, sample in (("demo", "S-1"), ("other", "S-9"), ("demo", "S-2")):
+        store.add_sample(sample, campaign, store.add_experiment(campaign, {}, {}).id)
+        store.move_sample(sample, "furnace1", lab_time=60, by="robot")
+    store.move_sample("S-1", "xrd", lab_time=7200, source="furnace1", by="robot")
+    moves = [(m.sample_id, m.source, m.target, m.by, m.lab_time) for m in store.moves("demo")]
+    assert moves == [
+        ("S-1", "rack", "furnace1", "robot", 60),
+        ("S-2", "rack", "furnace1", "robot", 60),
+        ("S-1", "furnace1", "xrd", "robot", 7200),
+    ]
+
+
+def test_a_store_made_before_moves_named_their_robot_gains_the_column(tmp_path):
+    path = tmp_path / "old.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE samplemove DROP COLUMN by")
+    store = Store(path)
+    store.create_campaign("c", config={}, lab={})
+    store.add_sample("S-1", "c", None)
+    store.move_sample("S-1", "furnace1")
+    assert [m.by for m in store.moves("c")] == [""]
+
+
+def full(store: Store) -> Store:
+    """``store`` on a disk that is full but for a page or two (SQLite's own limit)."""
+    with store.engine.connect() as connection:
+        pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
+    event.listen(
+        store.engine, "connect",
+        lambda dbapi, _: dbapi.execute(f"PRAGMA max_page_count = {pages + 2}"),
+    )  # fmt: skip
+    store.engine.dispose()  # every connection from now on has the limit
+    return store
+
+
+BIG = {"planner": {"observations": list(range(100_000))}}  # more than two pages
+
+
+def test_a_campaign_is_created_whole_or_not_at_all_on_a_full_disk(tmp_path):
+    store = full(Store(tmp_path / "lab.db"))
+    with pytest.raises(StoreError, match="database or disk is full"):
+        store.create_campaign("big", config={}, lab={}, planner_state=BIG)
+    assert store.campaigns() == []
+
+
+def test_a_write_the_full_disk_refuses_is_a_store_error_and_changes_nothing(store):
+    full(store)
+    with pytest.raises(StoreError, match=r"the database sqlite:///.*lab.db failed, nothing of"):
+        store.update_campaign("demo", planner_state=BIG, status="running")
+    assert store.campaign("demo").status == "created"
+
+
+def test_a_creation_cut_short_gives_way_to_the_next_one(store):
+    state = {"planner": {"observations": []}}
+    store.create_campaign("cut", config={"v": 1}, lab={})  # no planner state: cut short
+    assert store.creation_unfinished("cut")
+    store.create_campaign("cut", config={"v": 2}, lab={}, planner_state=state)
+    assert store.campaign("cut").config == {"v": 2} and not store.creation_unfinished("cut")
+    with pytest.raises(StoreError, match="a campaign named 'cut' is already in"):
+        store.create_campaign("cut", config={"v": 3}, lab={}, planner_state=state)
 
 
 def test_bluesky_documents_are_stored_valid_and_replay_in_order(store):

@@ -152,12 +152,10 @@ def run(
     'athanor resume' continues after any of them.
     """
     from athanor.campaign.session import load_for_run
-    from athanor.config import check_with_lab
     from athanor.store.database import sqlite_path
 
     try:
         config, lab_config = load_for_run(campaign, lab)
-        check_with_lab(config, lab_config)
     except ConfigError as exc:
         fail(str(exc))
     path = sqlite_path(db)
@@ -179,7 +177,7 @@ def resume(
     says which keys of the file differ from the stored campaign (they are not used).
     """
     from athanor.campaign.session import stored_campaign
-    from athanor.config import check_with_lab, load_campaign
+    from athanor.config import load_campaign
     from athanor.store import StoreError
 
     edited, name = None, campaign
@@ -188,7 +186,6 @@ def resume(
             edited = load_campaign(campaign)
             name = edited.name
         config, lab_config = stored_campaign(db, name)
-        check_with_lab(config, lab_config)
     except (StoreError, ConfigError) as exc:
         fail(str(exc))
     if edited is not None:
@@ -220,6 +217,7 @@ def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, ne
     from athanor.campaign.runner import CampaignRunner
     from athanor.campaign.session import open_session
     from athanor.drivers.errors import DriverError
+    from athanor.lab_lock import LabInUse
     from athanor.store import StoreError
 
     operator = Operator(console, live=live)
@@ -243,7 +241,7 @@ def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, ne
                 except Exception as exc:
                     _crashed(config.name, db, exc)
                 _print_summary(summary, session)
-        except (ConfigError, StoreError, DriverError) as exc:
+        except (ConfigError, StoreError, DriverError, LabInUse) as exc:
             fail(str(exc))
     if summary["status"] == "paused":
         fail(
@@ -311,39 +309,69 @@ def _open_store(db: str, mode: Mode) -> Store:
 
 
 @app.command()
-def status(db: DbOption = "athanor.db") -> None:
-    """Show the campaigns in the store and where each stands."""
+def status(
+    campaign: Annotated[
+        str | None, typer.Argument(help="a campaign: also where each of its samples went")
+    ] = None,
+    db: DbOption = "athanor.db",
+) -> None:
+    """Show the campaigns in the store and where each stands; with a campaign's name,
+    also every move of its samples."""
+    from athanor.store import StoreError
+
     store = _open_store(db, "read")
     try:
-        campaigns = store.campaigns()
-        if not campaigns:
-            console.print(f"no campaigns in {store.url}")
-            return
-        table = Table(title=f"campaigns in {store.url}", title_justify="left")
-        for column in ("campaign", "status", "experiments", "lab hours", "updated"):
-            table.add_column(column)
-        waits: list[str] = []
-        for c in campaigns:
-            counts: dict[str, int] = {}
-            experiments = store.experiments(c.name)
-            for exp in experiments:
-                counts[exp.state] = counts.get(exp.state, 0) + 1
-            table.add_row(
-                c.name, c.status, ", ".join(f"{n} {s}" for s, n in counts.items()) or "none",
-                f"{c.lab_time / 3600:.1f}", f"{c.updated_at:%Y-%m-%d %H:%M}",
-            )  # fmt: skip
-            if c.status in ("running", "paused", "stopping"):
-                waits += [f"{c.name}: {c.waiting}"] if c.waiting else []
-                waits += [
-                    f"{c.name} #{e.number} ({e.state}): {e.waiting}"
-                    for e in experiments
-                    if e.waiting and e.state.active
-                ]
-        console.print(table)
-        for line in waits:
-            console.print(f"  {line}", highlight=False)
+        if campaign is not None:
+            store.campaign(campaign)  # StoreError naming the known campaigns
+        _print_campaigns(store)
+        if campaign is not None:
+            console.print(_moves_table(store, campaign))
+    except StoreError as exc:
+        fail(str(exc))
     finally:
         store.close()
+
+
+def _print_campaigns(store: Store) -> None:
+    """Each campaign's status and experiments, then what the active ones wait for."""
+    campaigns = store.campaigns()
+    if not campaigns:
+        console.print(f"no campaigns in {store.url}")
+        return
+    table = Table(title=f"campaigns in {store.url}", title_justify="left")
+    for column in ("campaign", "status", "experiments", "lab hours", "updated"):
+        table.add_column(column)
+    waits: list[str] = []
+    for c in campaigns:
+        counts: dict[str, int] = {}
+        experiments = store.experiments(c.name)
+        for exp in experiments:
+            counts[exp.state] = counts.get(exp.state, 0) + 1
+        table.add_row(
+            c.name, c.status, ", ".join(f"{n} {s}" for s, n in counts.items()) or "none",
+            f"{c.lab_time / 3600:.1f}", f"{c.updated_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+        if c.status in ("running", "paused", "stopping"):
+            waits += [f"{c.name}: {c.waiting}"] if c.waiting else []
+            waits += [
+                f"{c.name} #{e.number} ({e.state}): {e.waiting}"
+                for e in experiments
+                if e.waiting and e.state.active
+            ]
+    console.print(table)
+    for line in waits:
+        console.print(f"  {line}", highlight=False)
+
+
+def _moves_table(store: Store, campaign: str) -> Table:
+    """Every move of a campaign's samples: when, which sample, from where, to where, by what."""
+    table = Table(title=f"{campaign}: sample moves", title_justify="left")
+    for column in ("lab hours", "sample", "from", "to", "by"):
+        table.add_column(column)
+    for move in store.moves(campaign):
+        when = "" if move.lab_time is None else f"{move.lab_time / 3600:.2f}"
+        table.add_row(when, move.sample_id, move.source, move.target, move.by)
+    return table
 
 
 @app.command()
@@ -481,13 +509,12 @@ def plan_check(
     """
     from athanor.campaign.dryrun import dry_run
     from athanor.drivers.errors import LimitError
-    from athanor.protocols.parameters import ArgumentError, check_values
-    from athanor.protocols.registry import PlanError, resolve
+    from athanor.protocols.parameters import ArgumentError
+    from athanor.protocols.registry import PlanError
 
     params = _parse_params(param or [])
     config = _load_lab(lab)
     try:
-        params = check_values(resolve(plan), params, config)
         result = dry_run(plan, params, config)
     except ArgumentError as exc:
         fail(f"refused before anything moves: {exc}", code=1)

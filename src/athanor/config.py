@@ -6,7 +6,7 @@ Errors name file, line, key, value and what is allowed (:mod:`athanor.config_fil
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -220,18 +220,20 @@ def load_campaign(path: str | Path) -> CampaignConfig:
 def check_with_lab(config: CampaignConfig, lab: LabConfig) -> None:
     """The campaign's protocol values against its plan and lab, before anything moves.
 
-    Both ends of every search-space range, every choice and fixed value, and every
+    The plan must take the campaign's parameters and the lab serve its requests; both
+    ends of every search-space range, every choice and fixed value, and every
     ``protocol_args`` value must be one the protocol takes on this lab (its types,
     bounds, the furnaces' limits, the diffractometers' programs ...), and the lab's
     folders usable. ConfigError names the file, line, key, value and what is allowed.
     """
     from athanor.lab_config import check_folders
     from athanor.protocols.parameters import ArgumentError, check_value
-    from athanor.protocols.registry import PlanError, resolve
+    from athanor.protocols.registry import PlanError
 
     check_folders(lab)
+    names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
     try:
-        plan = resolve(config.protocol)
+        plan = check_plan(config.protocol, names, lab, f"campaign {config.name!r}")
     except PlanError as exc:
         raise ConfigError(located(config.source, ("protocol",), str(exc))) from None
     for loc, name, value in _protocol_values(config):
@@ -239,6 +241,20 @@ def check_with_lab(config: CampaignConfig, lab: LabConfig) -> None:
             check_value(plan, name, value, lab)
         except ArgumentError as exc:
             raise ConfigError(located(config.source, loc, str(exc))) from None
+
+
+def check_plan(
+    protocol: str, names: Iterable[str], lab: LabConfig, what: str
+) -> Callable[..., Any]:
+    """The plan ``protocol`` names, once it takes exactly the parameters ``names`` and
+    ``lab`` can serve its requests; PlanError, starting with ``what``, if not."""
+    from athanor.protocols.registry import check_arguments, resolve
+    from athanor.protocols.requests import check_requests
+
+    plan = resolve(protocol)
+    check_arguments(plan, names, what)
+    check_requests(plan, lab)
+    return plan
 
 
 def _protocol_values(config: CampaignConfig) -> Iterator[tuple[Sequence[str | int], str, Any]]:

@@ -12,12 +12,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from athanor.clock import Clock, make_clock
+from athanor.config_files import located
 from athanor.devices.furnace import Furnace
+from athanor.drivers.errors import DriverError
 from athanor.kinds import InstrumentReport, emulator_factories, kind_of
-from athanor.lab_config import InstrumentConfig, LabConfig
+from athanor.lab_config import InstrumentConfig, LabConfig, is_serial_device
 from athanor.simulators.lab import SimulatedLab
+
+
+class InstrumentUnavailable(DriverError):
+    """An instrument that could not be opened when the lab connected: the message names
+    it, the connection its lab config gives and what to check."""
+
+    def __init__(self, message: str, *, instrument: str) -> None:
+        super().__init__(message)
+        self.instrument = instrument
 
 
 def open_driver(name: str, config: InstrumentConfig, clock: Clock) -> Any:
@@ -43,18 +55,26 @@ class Lab:
 
     @classmethod
     def connect(cls, config: LabConfig, clock: Clock | None = None) -> Lab:
-        """Open every instrument; a driver error names the instrument that failed."""
+        """Open every instrument; one that cannot be opened is an
+        :class:`InstrumentUnavailable` naming it (and the lab is closed again)."""
         clock = clock or make_clock(config.clock.time_scale)
         lab = cls(config, clock)
         try:
             for name, inst in config.instruments.items():
-                kind = kind_of(inst)
-                driver = lab.drivers[name] = kind.open_driver(name, inst, clock)
-                lab.devices.setdefault(inst.kind, {})[name] = kind.device(name, inst, driver, clock)
+                try:
+                    lab._open(name, inst)
+                except DriverError as exc:
+                    raise _unavailable(config, name, exc) from exc
         except Exception:
             lab.close()
             raise
         return lab
+
+    def _open(self, name: str, inst: InstrumentConfig) -> None:
+        """Open one instrument's driver and make its device."""
+        kind = kind_of(inst)
+        driver = self.drivers[name] = kind.open_driver(name, inst, self.clock)
+        self.devices.setdefault(inst.kind, {})[name] = kind.device(name, inst, driver, self.clock)
 
     def of_kind(self, kind: str) -> dict[str, Any]:
         """The devices of one kind, by name (empty when the lab has none)."""
@@ -80,6 +100,32 @@ class Lab:
             close = getattr(driver, "close", None)
             if close is not None:
                 close()
+
+
+def _unavailable(config: LabConfig, name: str, exc: DriverError) -> InstrumentUnavailable:
+    """The error for instrument ``name`` of ``config`` that failed with ``exc`` when opened."""
+    inst = config.instruments[name]
+    where = f" {config.source.path}" if config.source else ""
+    message = located(
+        config.source, ("instruments", name, "connection"),
+        f"{name} ({inst.kind}, {inst.model}) cannot be used at {inst.connection!r}: {exc}. "
+        f"{_what_to_check(inst.connection)}; 'athanor check{where}' probes every instrument",
+    )  # fmt: skip
+    return InstrumentUnavailable(message, instrument=name)
+
+
+def _what_to_check(connection: str) -> str:
+    """What an operator checks when nothing answers at ``connection``."""
+    if is_serial_device(connection):
+        return (
+            f"Check that {connection} exists, its cable is plugged in, no other program holds "
+            "it, and the instrument is on with the unit address, baud rate and parity the "
+            "lab config gives"
+        )
+    parts = urlsplit(connection)
+    if parts.scheme == "usb":
+        return "Check that the instrument is plugged in and its USB backend is installed"
+    return f"Check that the instrument is on and {parts.netloc or connection} reachable from here"
 
 
 # --------------------------------------------------------------------------- check

@@ -19,7 +19,8 @@ from athanor.schema import StrictModel
 _SCHEMES = ("modbus-tcp", "socket", "rfc2217", "tcp", "loop", "pty", "usb", "manual")
 
 
-def _is_serial_device(url: str) -> bool:
+def is_serial_device(url: str) -> bool:
+    """A serial device path (``/dev/ttyUSB0``, ``COM3``) rather than a URL."""
     return url.startswith("/") or url.upper().startswith("COM")
 
 
@@ -27,7 +28,7 @@ def check_connection(url: str) -> str:
     """A connection is a serial device path or a URL with a scheme athanor speaks."""
     if not url or not url.strip():
         raise ValueError("a connection must not be empty")
-    if _is_serial_device(url):
+    if is_serial_device(url):
         return url
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
@@ -45,6 +46,15 @@ def check_connection(url: str) -> str:
         if port is None:
             raise ValueError(f"{url!r} names no port; write {parts.scheme}://HOST:PORT")
     return url
+
+
+def names_a_place(url: str) -> bool:
+    """Whether a connection is one fixed place (a device, a host and port) that no other
+    instrument may have, rather than "a new one" (port 0, ``pty://``, ``manual://``)."""
+    if is_serial_device(url):
+        return True
+    parts = urlsplit(url)
+    return bool(parts.hostname) and parts.port not in (None, 0)
 
 
 Connection = Annotated[str, Field(description="serial device path or URL")]
@@ -166,7 +176,7 @@ class LabConfig(SourcedModel):
             return self
         for name, inst in self.instruments.items():
             # a pseudo-terminal is where a started emulator serves (pty:// resolved)
-            if _is_serial_device(inst.connection) and not inst.connection.startswith("/dev/pts/"):
+            if is_serial_device(inst.connection) and not inst.connection.startswith("/dev/pts/"):
                 raise ValueError(
                     f"instruments.{name}.connection: {inst.connection!r} is a serial device, "
                     "but this lab is simulated (it has a 'simulation' section) and its "
@@ -204,6 +214,47 @@ def check_folders(lab: LabConfig) -> None:
             )  # fmt: skip
 
 
+def check_each_once(lab: LabConfig) -> None:
+    """No two entries are one instrument: the same connection (furnaces may share a
+    Modbus line at different unit addresses) or the same diffractometer folder.
+    ConfigError names the later entry's key, the value and whose it is too."""
+    _one_per_connection(lab)
+    _one_per_folder(lab)
+
+
+def _one_per_connection(lab: LabConfig) -> None:
+    users: dict[str, list[tuple[str, int | None]]] = {}
+    for name, inst in lab.instruments.items():
+        if not names_a_place(inst.connection):
+            continue
+        unit = inst.unit if isinstance(inst, FurnaceConfig) else None
+        for other, other_unit in users.setdefault(inst.connection, []):
+            if unit is None or other_unit is None or unit == other_unit:
+                at = repr(inst.connection) + ("" if unit is None else f" unit {unit}")
+                raise ConfigError(
+                    located(lab.source, ("instruments", name, "connection"),
+                            f"{at} is {other}'s too: two entries for one instrument; give each "
+                            "its own connection (furnaces may share a Modbus line at different "
+                            "unit addresses)")
+                )  # fmt: skip
+        users[inst.connection].append((name, unit))
+
+
+def _one_per_folder(lab: LabConfig) -> None:
+    folders: dict[str, str] = {}
+    for name, inst in lab.of_kind("diffractometer").items():
+        other = folders.setdefault(os.path.normpath(Path(inst.exchange_dir).expanduser()), name)
+        if other != name:
+            raise ConfigError(
+                located(lab.source, ("instruments", name, "exchange_dir"),
+                        f"{inst.exchange_dir!r} is {other}'s folder too; each diffractometer "
+                        "needs a folder of its own, so that every pattern is known to come "
+                        "from it")
+            )  # fmt: skip
+
+
 def load_lab(path: str | Path) -> LabConfig:
     """Read and check a lab YAML file."""
-    return load(path, LabConfig, "lab config")
+    lab = load(path, LabConfig, "lab config")
+    check_each_once(lab)
+    return lab

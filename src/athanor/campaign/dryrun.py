@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 from bluesky.simulators import RunEngineSimulator
@@ -20,11 +22,12 @@ from ophyd.status import Status
 
 from athanor.campaign.roles import Roles
 from athanor.clock import ManualClock
+from athanor.config import check_plan
 from athanor.kinds import KINDS
 from athanor.lab import Lab, simulate
 from athanor.lab_config import LabConfig, SimulationConfig
-from athanor.protocols.registry import check_arguments, resolve
-from athanor.protocols.requests import check_requests, requests_of
+from athanor.protocols.parameters import check_values
+from athanor.protocols.requests import requests_of
 from athanor.resources import ResourceGate
 
 AMBIENT_C = 25.0
@@ -52,21 +55,28 @@ class DryRun:
 
 
 def simulated_twin(lab: LabConfig) -> LabConfig:
-    """The same lab on loopback emulators, with its own limits and settings."""
+    """The same lab on loopback emulators, with its own limits and settings; each
+    diffractometer's folder is a relative one (named after it) in the twin's root."""
     data = lab.model_dump()
-    for inst in data["instruments"].values():
+    for name, inst in data["instruments"].items():
         inst["connection"] = KINDS[inst["kind"]].twin_connection
         if inst["kind"] == "transfer":  # a person's hands are simulated by the robot
             inst["model"] = "simulated"
+        if inst["kind"] == "diffractometer":  # never the real instrument's folder
+            inst["exchange_dir"] = name
     data["simulation"] = data.get("simulation") or SimulationConfig().model_dump()
     return LabConfig.model_validate(data)
 
 
 @contextmanager
 def twin_lab(lab: LabConfig) -> Iterator[Lab]:
-    """Devices over a simulated twin of ``lab`` (on a clock that never moves by itself)."""
+    """Devices over a simulated twin of ``lab`` (on a clock that never moves by itself),
+    whose files go to a temporary folder."""
     clock = ManualClock()
-    with simulate(simulated_twin(lab), clock) as sim:
+    with (
+        TemporaryDirectory(prefix="athanor-dry-run-") as root,
+        simulate(simulated_twin(lab), clock, root=Path(root)) as sim,
+    ):
         connected = Lab.connect(sim.start(), clock)
         try:
             yield connected
@@ -91,16 +101,21 @@ def _grant(msg: Msg) -> Status:
 def dry_run(plan_name: str, params: dict[str, Any], lab: LabConfig) -> DryRun:
     """Simulate ``plan_name`` with ``params`` on a twin of ``lab``.
 
+    ``params`` are checked as a campaign's are (:func:`~athanor.config.check_plan`,
+    :func:`~athanor.protocols.parameters.check_values`), text converted to the
+    parameters' types.
+
     Raises
     ------
+    ArgumentError
+        A value the plan does not take on this lab.
     PlanError
-        Unknown plan or parameters it does not take.
+        Unknown plan, parameters it does not take, requests the lab cannot serve.
     LimitError, ValueError
         A request outside a limit, before any message.
     """
-    plan = resolve(plan_name)
-    check_arguments(plan, params, f"plan {plan_name!r}")
-    check_requests(plan, lab)
+    plan = check_plan(plan_name, params, lab, f"plan {plan_name!r}")
+    params = check_values(plan, params, lab)
     with twin_lab(lab) as connected:
         roles = Roles(requests_of(plan), connected)
         pool = roles.pool(connected)

@@ -54,20 +54,20 @@ class Ledger:
         cls, config: CampaignConfig, store: Store, clock: Clock, lab: LabConfig
     ) -> tuple[Ledger, list[str]]:
         """Record a new campaign (refused if the name is taken) with a fresh planner,
-        warm-started from the campaigns named in ``warm_start``; returns the ledger and
-        notes on what the warm start used."""
+        warm-started from the campaigns named in ``warm_start``, in one transaction;
+        returns the ledger and notes on what the warm start used."""
         priors = read_prior(store, config)
-        store.create_campaign(
-            config.name, config=config.model_dump(mode="json"),
-            lab=lab.model_dump(mode="json"), seed=config.seed,
-        )  # fmt: skip
         planner = Planner(
             config.search_space, config.planner_objectives(), config.outcome_constraints,
             seed=config.seed, n_initial=config.initial_experiments,
         )  # fmt: skip
         ledger = cls(config, store, clock, planner, [])
         notes = warm_start(planner, priors)
-        ledger.save_planner()
+        store.create_campaign(
+            config.name, config=config.model_dump(mode="json"),
+            lab=lab.model_dump(mode="json"), seed=config.seed,
+            planner_state=ledger._planner_state(),
+        )  # fmt: skip
         return ledger, notes
 
     @classmethod

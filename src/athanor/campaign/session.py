@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from athanor.clock import make_clock
-from athanor.config import CampaignConfig, load_campaign
+from athanor.clock import Clock, make_clock
+from athanor.config import CampaignConfig, check_with_lab, load_campaign
 from athanor.config_files import ConfigError
 from athanor.lab import Lab
 from athanor.lab_config import LabConfig, load_lab
+from athanor.lab_lock import hold_lab
 from athanor.planner.encoding import PlannerError
-from athanor.protocols.registry import PlanError
-from athanor.store import Store
+from athanor.store import Store, StoreError
 
 DEFAULT_DB = "athanor.db"
 
@@ -39,33 +40,30 @@ def load_for_run(campaign: Path, lab: Path | None) -> tuple[CampaignConfig, LabC
 
 
 def check_campaign(config: CampaignConfig, lab_config: LabConfig) -> None:
-    """Protocol, parameters, the lab's instruments for the protocol's requests and the
-    planner set-up must all be valid; ConfigError if not."""
+    """What ``run`` and ``resume`` check before anything moves: the campaign against its
+    plan and lab (:func:`~athanor.config.check_with_lab`) and its planner set-up;
+    ConfigError if either is wrong."""
     from athanor.planner.planner import Planner
-    from athanor.protocols.registry import check_arguments, resolve
-    from athanor.protocols.requests import check_requests
 
-    where = f"campaign {config.name!r}"
+    check_with_lab(config, lab_config)
     try:
-        plan = resolve(config.protocol)
-        names = [p.name for p in config.search_space.parameters] + list(config.protocol_args)
-        check_arguments(plan, names, where)
-        check_requests(plan, lab_config)
         Planner(
             config.search_space, config.planner_objectives(), config.outcome_constraints,
             seed=config.seed, n_initial=config.initial_experiments,
         )  # fmt: skip
-    except (PlanError, PlannerError) as exc:
-        raise ConfigError(f"{where}: {exc}" if where not in str(exc) else str(exc)) from None
+    except PlannerError as exc:
+        raise ConfigError(f"campaign {config.name!r}: {exc}") from None
 
 
 @contextmanager
 def open_session(
     config: CampaignConfig, lab_config: LabConfig, db: str, *, new: bool = True
 ) -> Iterator[Session]:
-    """Open the store (a new campaign may make it; a resumed one needs it), start the
-    simulated lab if the lab is simulated, connect."""
+    """Hold the lab (:func:`~athanor.lab_lock.hold_lab`: refused while another process
+    drives it), open the store (a new campaign may make it; a resumed one needs it),
+    start the simulated lab if the lab is simulated, connect."""
     with ExitStack() as stack:
+        stack.enter_context(hold_lab(lab_config, {"campaign": config.name, "db": db}))
         store = Store(db, "create" if new else "write")
         stack.callback(store.close)
         sim = None
@@ -79,7 +77,20 @@ def open_session(
             resolved = lab_config
         lab = Lab.connect(resolved, clock)
         stack.callback(lab.close)
+        record_moves(lab, store)
         yield Session(config, lab_config, lab, store, sim)
+
+
+def record_moves(lab: Lab, store: Store) -> None:
+    """Every sample move the lab's transfer instruments make is recorded in the store."""
+    for name, robot in lab.of_kind("transfer").items():
+        robot.subscribe(partial(_record_move, store, lab.clock, name), robot.SUB_MOVED, run=False)
+
+
+def _record_move(
+    store: Store, clock: Clock, by: str, *, sample_id: str, source: str, target: str, **_: Any
+) -> None:
+    store.move_sample(sample_id, target, clock.now(), source=source, by=by)
 
 
 def stored_campaign(db: str, name: str) -> tuple[CampaignConfig, LabConfig]:
@@ -88,8 +99,15 @@ def stored_campaign(db: str, name: str) -> tuple[CampaignConfig, LabConfig]:
     store = Store(db, "write")
     try:
         campaign = store.campaign(name)
+        unfinished = store.creation_unfinished(name)
     finally:
         store.close()
+    if unfinished:
+        raise StoreError(
+            f"campaign {name!r} in {db} was never fully created (its planner state was not "
+            "written: the disk may have been full) and nothing of it ran; 'athanor run "
+            f"CAMPAIGN.yaml --db {db}' starts it afresh"
+        )
     config = CampaignConfig.model_validate(campaign.config)
     lab_config = LabConfig.model_validate(campaign.lab)
     check_campaign(config, lab_config)

@@ -87,10 +87,11 @@ class ExperimentWorker(threading.Thread):
                 except RunEngineInterrupted:
                     self.events.put(Event("paused", self.experiment_id))
                     command = self.commands.get()
-                    call = {"resume": RE.resume, "stop": RE.stop, "abort": RE.abort}[command]
+                    # a stop ends the run as aborted too: RE.stop() would record a success
+                    call = RE.resume if command == "resume" else RE.abort
                     if command != "resume":
                         ended = command
-            if ended:  # RE.stop() closes the run as a success, but the experiment is over
+            if ended:
                 raise OperatorStop(f"the operator chose {ended} while it ran")
             if RE.state != "idle" or self._last_exit() != "success":
                 raise RuntimeError(f"the plan ended with exit status {self._last_exit()!r}")

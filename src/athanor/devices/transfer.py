@@ -49,6 +49,9 @@ class SampleTransfer(Device):
         Lab seconds a move may take before it is a fault.
     """
 
+    #: Subscription run after each completed Move, with ``sample_id``, ``source``, ``target``.
+    SUB_MOVED = "moved"
+
     sample_id = Cpt(ValueSignal, value="", kind=Kind.normal)
     location = Cpt(ValueSignal, value="", kind=Kind.hinted)
     move_timeout = Cpt(ValueSignal, value=600.0, units="s", kind=Kind.config)
@@ -69,6 +72,11 @@ class SampleTransfer(Device):
                     where = self._do(request)
                 self.sample_id.put(request.sample_id)
                 self.location.put(where)
+                if isinstance(request, Move):
+                    self._run_subs(
+                        sub_type=self.SUB_MOVED, sample_id=request.sample_id,
+                        source=request.source, target=request.target,
+                    )  # fmt: skip
                 status.set_finished()
             except Exception as exc:
                 status.set_exception(exc)

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import event, inspect, make_url
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
@@ -73,7 +73,14 @@ def _sqlite_file(path: Path, db: str | Path, mode: Mode) -> tuple[str, bool]:
         raise StoreError(
             f"no database at {path}; 'athanor run CAMPAIGN.yaml --db {db}' creates one"
         )
-    if mode == "read" and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    if mode != "read" and not writable:
+        raise StoreError(
+            f"cannot write the database {path}: this user may not write it or its folder "
+            f"{path.parent} (SQLite keeps its journal there); running a campaign writes "
+            "the store ('athanor status' and 'report' only read it)"
+        )
+    if mode == "read" and not writable:
         # Read it as it is; immutable when nobody has it open (no -shm), since a reader
         # that may not write cannot make the shared-memory file a WAL database needs.
         immutable = "" if Path(f"{path}-shm").exists() else "&immutable=1"
@@ -161,9 +168,15 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose changes all commit together, or none do."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        """A session whose changes all commit together, or none do; a database that
+        fails (a full disk, a file made read-only, a lost server) is a StoreError."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StoreError(
+                f"the database {self.url} failed, nothing of this change was written: {exc.orig}"
+            ) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -171,18 +184,45 @@ class Store:
     # ----------------------------------------------------------------- campaigns
 
     def create_campaign(
-        self, name: str, config: dict[str, Any], lab: dict[str, Any], seed: int = 0
+        self,
+        name: str,
+        config: dict[str, Any],
+        lab: dict[str, Any],
+        seed: int = 0,
+        planner_state: dict[str, Any] | None = None,
     ) -> Campaign:
-        campaign = Campaign(name=name, config=config, lab=lab, seed=seed)
+        """Record a new campaign, with its planner state, in one transaction.
+
+        Refused when the name is taken, except by a campaign whose creation never
+        finished (no planner state, nothing run), which a creation with a planner state
+        replaces.
+        """
+        campaign = Campaign(
+            name=name, config=config, lab=lab, seed=seed,
+            planner_state=None if planner_state is None else jsonable(planner_state),
+        )  # fmt: skip
+        taken = StoreError(
+            f"a campaign named {name!r} is already in {self.url}; "
+            f"continue it with 'athanor resume {name}' or choose another name"
+        )
         try:
             with self.transaction() as session:
+                existing = session.get(Campaign, name)
+                if existing is not None:
+                    if planner_state is None or not _creation_unfinished(session, existing):
+                        raise taken
+                    session.delete(existing)
+                    session.flush()
                 session.add(campaign)
-        except IntegrityError:
-            raise StoreError(
-                f"a campaign named {name!r} is already in {self.url}; "
-                f"continue it with 'athanor resume {name}' or choose another name"
-            ) from None
+        except IntegrityError:  # another process created it at the same moment
+            raise taken from None
         return campaign
+
+    def creation_unfinished(self, name: str) -> bool:
+        """Whether campaign ``name`` is a creation that never finished (see
+        :meth:`create_campaign`)."""
+        with self.transaction() as session:
+            return _creation_unfinished(session, _get(session, Campaign, name))
 
     def campaign(self, name: str) -> Campaign:
         with self.transaction() as session:
@@ -222,6 +262,9 @@ class Store:
         """Record a proposal and, unless rejected, the experiment it becomes (one transaction)."""
         params, provenance = jsonable(params), jsonable(provenance)
         with self.transaction() as session:
+            # Writers of one campaign take turns numbering (SQLite serialises them anyway).
+            turn = select(Campaign.name).where(Campaign.name == campaign)
+            session.exec(turn.with_for_update(key_share=True)).one_or_none()
             proposal = Proposal(
                 campaign=campaign, params=params, provenance=provenance, decision=decision
             )
@@ -368,12 +411,26 @@ class Store:
             session.add(sample)
         return sample
 
-    def move_sample(self, sample_id: str, target: str, lab_time: float | None = None) -> Sample:
+    def move_sample(
+        self,
+        sample_id: str,
+        target: str,
+        lab_time: float | None = None,
+        *,
+        source: str | None = None,
+        by: str = "",
+    ) -> Sample:
+        """Record that ``by`` moved a sample to ``target`` (from ``source``, or from where
+        the store last had it)."""
         with self.transaction() as session:
             sample = _get(session, Sample, sample_id)
             session.add(
                 SampleMove(
-                    sample_id=sample_id, source=sample.location, target=target, lab_time=lab_time
+                    sample_id=sample_id,
+                    source=sample.location if source is None else source,
+                    target=target,
+                    by=by,
+                    lab_time=lab_time,
                 )
             )
             sample.location, sample.updated_at = target, utcnow()
@@ -395,6 +452,17 @@ class Store:
             query = (
                 select(SampleMove)
                 .where(SampleMove.sample_id == sample_id)
+                .order_by(col(SampleMove.id))
+            )
+            return list(session.exec(query).all())
+
+    def moves(self, campaign: str) -> list[SampleMove]:
+        """Every move of a campaign's samples, in the order they were made."""
+        with self.transaction() as session:
+            query = (
+                select(SampleMove)
+                .join(Sample, col(SampleMove.sample_id) == col(Sample.id))
+                .where(Sample.campaign == campaign)
                 .order_by(col(SampleMove.id))
             )
             return list(session.exec(query).all())
@@ -535,7 +603,10 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
     doing the same at this moment, so a clash is tried again a few times."""
     for attempt in range(attempts):
         try:
-            SQLModel.metadata.create_all(engine)
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # one process at a time makes them
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7541321)"))
+                SQLModel.metadata.create_all(connection)
             _add_new_columns(engine)
             return
         except OperationalError:
@@ -566,6 +637,15 @@ def _add_new_columns(engine: Engine) -> None:
                     f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind} '
                     f"NOT NULL DEFAULT {literal}"
                 )
+
+
+def _creation_unfinished(session: Session, campaign: Campaign) -> bool:
+    """Whether a campaign's creation never finished: still ``created``, without a
+    planner state, nothing proposed (a creation cut short before it was one transaction)."""
+    if campaign.status != "created" or campaign.planner_state is not None:
+        return False
+    query = select(Proposal.id).where(Proposal.campaign == campaign.name)
+    return session.exec(query).first() is None
 
 
 def _get(session: Session, model: type[RowT], key: Any) -> RowT:

@@ -110,6 +110,7 @@ class SampleMove(SQLModel, table=True):
     sample_id: str = Field(foreign_key="sample.id", index=True)
     source: str
     target: str
+    by: str = ""  # the transfer instrument that moved it
     lab_time: float | None = None
     at: datetime = Field(default_factory=utcnow)
 
