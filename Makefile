@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-fast bench bench-quick lint clean
+.PHONY: setup services demo test test-fast bench bench-quick lint clean
 
 setup: $(STAMP)
 
@@ -28,12 +28,27 @@ demo: $(STAMP)
 	$(BIN)/athanor run lab_configs/campaigns/demo.yaml --db runs/demo/athanor.db
 	$(BIN)/athanor report batio3-demo --db runs/demo/athanor.db --out runs/demo/report.html
 
+# The programs of the services the tests start for themselves (tests/services.py):
+# PostgreSQL's server, Debian's package, installed as root when missing.
+PG_CTL ?= $(wildcard /usr/lib/postgresql/*/bin/pg_ctl)
+services:
+	@if [ -z "$(PG_CTL)" ] && ! command -v pg_ctl >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing PostgreSQL (Debian's postgresql) for the store's tests ..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+		else \
+			echo "PostgreSQL's server is missing (apt-get install postgresql as root):" \
+				"the store's PostgreSQL tests will fail" >&2; \
+		fi; \
+	fi
+
 # pytest's exit code 5 (no tests ran) counts as a failure.
-test: $(STAMP)
+test: $(STAMP) services
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests ran: failing" >&2; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) services
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)

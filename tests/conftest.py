@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -36,3 +37,30 @@ def write_yaml(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A database URL on a PostgreSQL server for the whole session: ATHANOR_TEST_POSTGRES,
+    else a throw-away server started now (tests/services.py) and removed at the end."""
+    import services  # here: a session with no PostgreSQL test need not load SQLAlchemy
+
+    if url := os.environ.get(services.POSTGRES_URL):
+        yield url
+        return
+    if services.skipped("postgres"):
+        pytest.skip(f"{services.SKIP} names postgres")
+    try:
+        with services.postgres_server() as url:
+            yield url
+    except services.ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of an empty PostgreSQL database of the test's own, dropped after it."""
+    import services
+
+    with services.scratch_database(postgres_server) as url:
+        yield url
