@@ -4,6 +4,7 @@ budget."""
 
 from __future__ import annotations
 
+import pytest
 from campaign_files import write_campaign
 from typer.testing import CliRunner
 
@@ -89,3 +90,29 @@ def test_athanor_run_exits_3_with_the_instrument_and_the_reason_when_faults_paus
     assert "paused: xrd failed 2 experiments in a row" in result.output
     assert "tube failure" in result.output and "athanor resume tube" in result.output
     assert Store(db).campaign("tube").status == "paused"
+
+
+@pytest.mark.slow
+def test_a_furnace_that_stops_answering_is_left_to_the_others_and_reported_not_safe(tmp_path):
+    path = write_campaign(tmp_path, "silent", budget={"max_experiments": 6})
+    config, lab_config = load_for_run(path, None)
+    db = tmp_path / "lab.db"
+    with open_session(config, lab_config, str(db)) as session:
+        faults = session.sim.emulators["furnace2"].faults
+
+        def silence_when_furnace2_anneals(progress: Progress) -> None:
+            if progress.furnaces["furnace2"][0] != "idle":
+                faults.no_reply = True
+
+        runner = CampaignRunner(
+            config, session.lab, session.store, on_progress=silence_when_furnace2_anneals
+        )
+        runner.start(lab_config)
+        summary = runner.run()
+
+    assert summary["status"] == "finished", summary
+    assert list(summary["unsafe"]) == ["furnace2"]
+    analysed = Store(db).experiments("silent", [S.ANALYSED])
+    assert len(analysed) == 6 and "furnace2" not in {e.furnace for e in analysed}
+    status = CliRunner().invoke(app, ["status", "--db", str(db)])
+    assert "silent: NOT SAFE: furnace2" in " ".join(status.output.split()), status.output

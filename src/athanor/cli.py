@@ -148,7 +148,8 @@ def run(
     """Run an autonomous campaign (Ctrl-C pauses safely and asks what to do).
 
     SIGTERM stops it as 'stop' does, without asking, and exits 143; a crash is recorded
-    as such and exits 1; instrument faults that pause it (with the reason) exit 3.
+    as such and exits 1; instrument faults that pause it (with the reason) exit 3; a
+    furnace left unsafe (it stopped answering) exits 4.
     'athanor resume' continues after any of them.
     """
     from athanor.campaign.session import load_for_run
@@ -212,7 +213,7 @@ def changed_keys(stored: Any, edited: Any, prefix: str = "") -> list[str]:
 
 def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, new: bool) -> None:
     """Run a campaign, new or resumed. Exits 1 when it crashed, 3 when instrument faults
-    paused it, 143 after a SIGTERM."""
+    paused it, 4 when a furnace could not be made safe, 143 after a SIGTERM."""
     from athanor.campaign.operator import Operator
     from athanor.campaign.runner import CampaignRunner
     from athanor.campaign.session import open_session
@@ -243,6 +244,15 @@ def _run(config: Any, lab_config: Any, db: str, *, approve: bool, live: bool, ne
                 _print_summary(summary, session)
         except (ConfigError, StoreError, DriverError, LabInUse) as exc:
             fail(str(exc))
+    if summary["unsafe"]:
+        from athanor.campaign.runner import unsafe_note
+
+        fail(
+            f"campaign {config.name!r} ended {summary['status']}, but furnaces are "
+            f"{unsafe_note(summary['unsafe'])}. Check them at the instrument before anyone "
+            "opens them; 'athanor check' probes them.",
+            code=4,
+        )
     if summary["status"] == "paused":
         fail(
             f"campaign {config.name!r} paused: {summary['paused_for']}. Every furnace is in "
@@ -351,7 +361,7 @@ def _print_campaigns(store: Store) -> None:
             c.name, c.status, ", ".join(f"{n} {s}" for s, n in counts.items()) or "none",
             f"{c.lab_time / 3600:.1f}", f"{c.updated_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
-        if c.status in ("running", "paused", "stopping"):
+        if c.status in ("running", "paused", "stopping") or c.waiting.startswith("NOT SAFE"):
             waits += [f"{c.name}: {c.waiting}"] if c.waiting else []
             waits += [
                 f"{c.name} #{e.number} ({e.state}): {e.waiting}"

@@ -118,6 +118,7 @@ class CampaignRunner:
         self._stop_reason: str | None = None  # why the campaign stops without asking
         self._fault: str | None = None  # why instrument faults pause the campaign
         self.status = "running"  # the campaign's status once run() has returned
+        self.unsafe: dict[str, str] = {}  # furnace: why it could not be made safe
         self._stopping: Literal["stop", "abort"] | None = None
         self._started_wall = time.monotonic()
 
@@ -242,8 +243,7 @@ class CampaignRunner:
                 self.flight.pause()
             self._make_safe()
             self.ledger.save_lab_time()
-            waiting = {"waiting": self._fault} if status == "paused" else {}
-            self.store.update_campaign(self.config.name, status=status, **waiting)
+            self.store.update_campaign(self.config.name, status=status, **self._last_word(status))
             self.status = status
         return self.summary()
 
@@ -392,8 +392,17 @@ class CampaignRunner:
         return waiting
 
     def _make_safe(self) -> None:
-        for name, exc in self.lab.safe():
-            self.notify(f"{name}: could not be made safe: {exc}")
+        """Every furnace in its safe state; :attr:`unsafe` says which could not be."""
+        self.unsafe = {name: str(exc) for name, exc in self.lab.safe()}
+        for name, why in self.unsafe.items():
+            self.notify(f"NOT SAFE: {name} could not be made safe: {why}")
+
+    def _last_word(self, status: str) -> dict[str, str]:
+        """What the stored campaign says it waits for once run() ends: furnaces left
+        unsafe first, then why faults paused it."""
+        if self.unsafe:
+            return {"waiting": unsafe_note(self.unsafe)}
+        return {"waiting": self._fault or ""} if status == "paused" else {}
 
     # ------------------------------------------------------------------ reporting
 
@@ -444,6 +453,7 @@ class CampaignRunner:
             "campaign": self.config.name,
             "status": self.status,
             "paused_for": self._fault,
+            "unsafe": dict(self.unsafe),
             "counts": progress.counts,
             "best": progress.best,
             "lab_hours": progress.lab_time / 3600,
@@ -454,3 +464,8 @@ class CampaignRunner:
                 name: self.pool.busy_time(name) / elapsed for name in self.pool.instruments
             },
         }
+
+
+def unsafe_note(unsafe: dict[str, str]) -> str:
+    """One line naming each furnace that could not be made safe, and why."""
+    return "NOT SAFE: " + "; ".join(f"{name}: {why}" for name, why in unsafe.items())
