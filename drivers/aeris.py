@@ -386,21 +386,21 @@ class Aeris:
             signature = self._new_file(path, scan)
             if signature is not None and seen is not None and seen[0] == signature:
                 if isinstance(seen[1], PatternFileError):
-                    raise seen[1]  # it stopped changing and is still unreadable
+                    raise self._wrote(seen[1])  # it stopped changing and is still unreadable
             elif signature is not None:
                 seen = (signature, _read(path))
             if seen is not None and isinstance(seen[1], DiffractionPattern) and self.is_ready():
                 try:
                     _check_range(path, sample_id, scan.program, seen[1])
-                except PatternRangeError:
+                except PatternRangeError as wrong:
                     # Not this scan's file: stale from now on, and MEASURE may run anew.
                     self._scans[sample_id] = replace(scan, stale=seen[0])
-                    raise
+                    raise self._wrote(wrong) from None
                 self._scans.pop(sample_id, None)
                 return seen[1]
             if deadline.expired:
                 if seen is not None and isinstance(seen[1], PatternFileError):
-                    raise seen[1]
+                    raise self._wrote(seen[1])
                 raise InstrumentTimeout(
                     f"{path} is there, but the instrument still reports READY=no after "
                     f"{timeout_lab_s:g} lab s"
@@ -409,6 +409,11 @@ class Aeris:
                     instrument=self.name,
                 )
             clock.sleep(min(poll_lab_s, deadline.remaining))
+
+    def _wrote(self, error: PatternFileError) -> PatternFileError:
+        """``error`` blamed on this instrument, which wrote the file."""
+        error.instrument = self.name
+        return error
 
 
 def _check_range(

@@ -8,6 +8,7 @@ from bluesky.plans import count
 from bluesky.utils import FailedStatus
 from event_model import DocumentNames, schema_validators
 
+from athanor.campaign.faults import blamed
 from athanor.clock import ScaledClock
 from athanor.devices.diffractometer import Diffractometer
 from athanor.drivers.aeris import Aeris
@@ -82,3 +83,14 @@ def test_lost_replies_neither_fail_the_trigger_nor_scan_twice(xrd):
     RunEngine({}, context_managers=[])(count([device]))
     assert len(device.counts.get()) == 4001
     assert emulator.slots == {} and emulator.scans == ["S-4"]
+
+
+def test_a_truncated_pattern_is_the_instruments_fault_and_frees_the_slot(xrd):
+    device, emulator = xrd
+    emulator.faults.truncated_file = True
+    device.sample_id.put("s-1")
+    with pytest.raises(Exception) as failure:
+        device.trigger().wait(60)
+    fault = blamed(failure.value)
+    assert fault is not None and fault.instrument == device.driver.name, failure.value
+    assert device.driver.slot_state(1) == "free"  # the next sample can be added

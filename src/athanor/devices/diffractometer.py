@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ class Diffractometer(Device):
 
     Set ``sample_id`` (and optionally ``slot`` and ``program``), then trigger: the device
     registers the sample at its slot, runs the scan program, reads the pattern file and,
-    once the instrument reports ready again, signs the sample out of the slot. Each step
+    once the instrument reports ready again, signs the sample out of the slot (also when
+    the scan or its file failed, so the slot is free for the next sample). Each step
     is safe to repeat after a lost reply (see :class:`athanor.drivers.aeris.Aeris`).
     ``two_theta`` and ``counts`` are arrays described with shape and units.
 
@@ -66,9 +68,11 @@ class Diffractometer(Device):
         return status
 
     def _measure(self, sample: str, status: Status) -> None:
+        added = False
         try:
             program = self.program.get()
             self.driver.add(sample, int(self.slot.get()), program)
+            added = True
             self.driver.measure(sample, program)
             pattern = self.driver.wait_for_pattern(sample, self.scan_timeout, self.clock)
             self.two_theta.put(pattern.two_theta)
@@ -77,6 +81,9 @@ class Diffractometer(Device):
             self.driver.remove(sample)  # the slot is free for the next sample
             status.set_finished()
         except Exception as exc:
+            if added:  # a failed scan must not keep the slot from the next sample
+                with suppress(Exception):  # the failure is what gets reported
+                    self.clear(sample, self.scan_timeout)
             status.set_exception(exc)
 
     def clear(self, sample_id: str, timeout: float, poll: float = 10.0) -> bool:

@@ -15,6 +15,9 @@ from athanor.clock import Clock
 from athanor.devices.signals import ValueSignal
 from athanor.drivers.errors import InstrumentFault
 
+#: Times a move is tried again after a latched fault that the robot's reset cleared.
+MOVE_RETRIES = 2
+
 
 @dataclass(frozen=True)
 class Prepare:
@@ -37,6 +40,8 @@ class SampleTransfer(Device):
     """The sample handler: a robot, or an operator asked to do the move.
 
     Moves are safe to repeat: moving a sample to where it already is succeeds at once.
+    A move that ends in a latched fault (a gripper fault, which leaves the sample where
+    it was) is reset and tried again, :data:`MOVE_RETRIES` times at most.
 
     Parameters
     ----------
@@ -103,11 +108,16 @@ class SampleTransfer(Device):
         if isinstance(request, Prepare):
             self.driver.prepare(request.sample_id, request.recipe)
             return str(self.driver.where(request.sample_id))
-        self.driver.move(
-            request.sample_id,
-            request.source,
-            request.target,
-            timeout_lab_s=float(self.move_timeout.get()),
-            clock=self.clock,
-        )
-        return request.target
+        retries = 0
+        while True:
+            try:
+                self.driver.move(
+                    request.sample_id, request.source, request.target,
+                    timeout_lab_s=float(self.move_timeout.get()), clock=self.clock,
+                )  # fmt: skip
+                return request.target
+            except InstrumentFault:
+                # A latched fault (gripper) leaves the sample where it was: reset, again.
+                retries += 1
+                if retries > MOVE_RETRIES or not self.recover():
+                    raise
