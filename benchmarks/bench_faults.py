@@ -8,7 +8,9 @@ experiments analysed, failed as recipes, retried after an instrument fault, lost
 numbered twice (must be 0), the budget spent on instrument faults (experiments counted
 against the budget although an instrument failed them: must be 0), the furnaces' end
 state, and wall time. The same campaign without a fault is the baseline, in the same
-run. Kills and signals are tested end to end in ``tests/test_campaign_signals.py``.
+run. A second table kills ``athanor run`` with SIGKILL at five moments on a served lab
+(:mod:`benchmarks.kills`) and resumes it: how it ended, experiments lost or run twice
+(must be 0), and the furnaces' state at the end.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from athanor.drivers.errors import (
 )
 from athanor.store import ExperimentState, Store
 from benchmarks.common import console, single_thread_torch, table
+from benchmarks.kills import MOMENTS, kill_and_resume, served_lab
 
 ROOT = Path(__file__).parent.parent
 S = ExperimentState
@@ -197,3 +200,29 @@ def main(quick: bool = False) -> None:
         "python -m benchmarks faults"
     )
     table(title, columns, rows, note)
+    kills(experiments, time_scale, list(MOMENTS)[1:3] if quick else list(MOMENTS))
+
+
+def kills(experiments: int, time_scale: float, moments: list[str]) -> None:
+    """The kills table: one campaign per moment, killed there, then resumed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = _campaign(folder, experiments, time_scale)
+        with served_lab(folder / "lab.yaml") as served:
+            campaign = yaml.safe_load(path.read_text())
+            rows = []
+            for number, moment in enumerate(moments, start=1):
+                console.print(f"[dim]kill -9 at {moment}[/]")
+                # a name of its own: sample ids are the campaign's, the robot keeps them all
+                named = {**campaign, "lab": str(served), "name": f"kill-{number}"}
+                path.write_text(yaml.safe_dump(named))
+                rows.append(kill_and_resume(path, served, moment, experiments))
+    columns = ["kill", "after resume", "analysed", "failed", "interrupted", "lost/twice",
+               "furnaces at end", "wall s"]  # fmt: skip
+    note = (
+        "interrupted: experiments the kill cut short, abandoned and run again by "
+        "on_interrupt: requeue; lost/twice: experiments left unfinished or numbered twice "
+        "after the resume (0 is right)."
+    )
+    table(f"Kills: a campaign of {experiments} on a served lab at {time_scale:g}x", columns,
+          rows, note)  # fmt: skip
