@@ -24,7 +24,8 @@ from benchmarks.common import console, single_thread_torch, table
 ROOT = Path(__file__).parent.parent
 
 
-def _campaign(folder: Path, experiments: int, time_scale: float) -> Path:
+def campaign_file(folder: Path, experiments: int, time_scale: float) -> Path:
+    """The demo campaign of ``experiments`` on the sim lab at ``time_scale``, in ``folder``."""
     lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
     lab["clock"]["time_scale"] = time_scale
     lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
@@ -40,7 +41,7 @@ def _campaign(folder: Path, experiments: int, time_scale: float) -> Path:
 def run_once(experiments: int, time_scale: float, synchronous: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config, lab_config = load_for_run(_campaign(folder, experiments, time_scale), None)
+        config, lab_config = load_for_run(campaign_file(folder, experiments, time_scale), None)
         with open_session(config, lab_config, str(folder / "lab.db")) as session:
             runner = CampaignRunner(config, session.lab, session.store, synchronous=synchronous)
             runner.start(lab_config)

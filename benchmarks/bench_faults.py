@@ -39,10 +39,10 @@ from athanor.drivers.errors import (
     ProtocolError,
 )
 from athanor.store import ExperimentState, Store
+from benchmarks.bench_campaign import campaign_file
 from benchmarks.common import console, single_thread_torch, table
 from benchmarks.kills import MOMENTS, kill_and_resume, served_lab
 
-ROOT = Path(__file__).parent.parent
 S = ExperimentState
 INSTRUMENT_ERRORS = (InstrumentFault, InstrumentTimeout, ConnectionLost, ProtocolError, NotSafe)
 HOUR = 3600.0
@@ -106,24 +106,11 @@ class Switch:
         setattr(self.faults, self.switch, self.off)
 
 
-def _campaign(folder: Path, experiments: int, time_scale: float) -> Path:
-    lab = yaml.safe_load((ROOT / "lab_configs" / "sim_lab.yaml").read_text())
-    lab["clock"]["time_scale"] = time_scale
-    lab["instruments"]["xrd"]["exchange_dir"] = str(folder / "xrd")
-    (folder / "lab.yaml").write_text(yaml.safe_dump(lab))
-    campaign = yaml.safe_load((ROOT / "lab_configs" / "campaigns" / "demo.yaml").read_text())
-    campaign.update(lab="lab.yaml", budget={"max_experiments": experiments})
-    campaign["initial_experiments"] = min(campaign["initial_experiments"], experiments)
-    path = folder / "campaign.yaml"
-    path.write_text(yaml.safe_dump(campaign))
-    return path
-
-
 def run_once(fault: str | None, mode: str, experiments: int, time_scale: float) -> list[str]:
     """One campaign with ``fault`` thrown in ``mode``; returns its table row."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config, lab_config = load_for_run(_campaign(folder, experiments, time_scale), None)
+        config, lab_config = load_for_run(campaign_file(folder, experiments, time_scale), None)
         db = str(folder / "lab.db")
         with open_session(config, lab_config, db) as session:
             runner = CampaignRunner(config, session.lab, session.store)
@@ -207,7 +194,7 @@ def kills(experiments: int, time_scale: float, moments: list[str]) -> None:
     """The kills table: one campaign per moment, killed there, then resumed."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path = _campaign(folder, experiments, time_scale)
+        path = campaign_file(folder, experiments, time_scale)
         with served_lab(folder / "lab.yaml") as served:
             campaign = yaml.safe_load(path.read_text())
             rows = []
