@@ -64,6 +64,11 @@ def holder_id(campaign: str, number: int) -> str:
     return f"{campaign}#{number}"
 
 
+def holder_campaign(holder: str) -> str:
+    """The campaign in a :func:`holder_id` ("" for another holder)."""
+    return holder.rpartition("#")[0]
+
+
 def holder_experiment(holder: str) -> int | None:
     """The experiment number in a :func:`holder_id` (None for another holder)."""
     _, _, number = holder.rpartition("#")

@@ -165,22 +165,46 @@ def run(
     _run(config, lab_config, db, approve=approve, live=live, new=True)
 
 
+ServerOption = Annotated[
+    str, typer.Option("--server", help="URL of the lab service ('athanor serve')")
+]
+MaybeServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help="ask the lab service at this URL instead of a store"),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="ATHANOR_TOKEN",
+        show_default=False,
+        help="the lab service token (default: $ATHANOR_TOKEN)",
+    ),
+]
+
+
 @app.command()
 def resume(
     campaign: CampaignArg,
     db: DbOption = "athanor.db",
     approve: ApproveOption = False,
     live: LiveOption = True,
+    server: MaybeServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Continue a campaign after a pause, a stop, a crash or a kill.
 
     The campaign continues as it was stored when it started; given its YAML file, resume
     says which keys of the file differ from the stored campaign (they are not used).
+    With --server, the lab service resumes the campaign of that name.
     """
     from athanor.campaign.session import stored_campaign
     from athanor.config import load_campaign
     from athanor.store import StoreError
 
+    if server is not None:
+        _command(campaign, "resume", server, token)
+        return
     edited, name = None, campaign
     try:
         if campaign.endswith((".yaml", ".yml")) or Path(campaign).is_file():
@@ -324,11 +348,17 @@ def status(
         str | None, typer.Argument(help="a campaign: also where each of its samples went")
     ] = None,
     db: DbOption = "athanor.db",
+    server: MaybeServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Show the campaigns in the store and where each stands; with a campaign's name,
-    also every move of its samples."""
+    also every move of its samples. With --server, the lab service's campaigns (with a
+    campaign's name, its experiments)."""
     from athanor.store import StoreError
 
+    if server is not None:
+        _server_status(campaign, server, token)
+        return
     store = _open_store(db, "read")
     try:
         if campaign is not None:
@@ -382,6 +412,139 @@ def _moves_table(store: Store, campaign: str) -> Table:
         when = "" if move.lab_time is None else f"{move.lab_time / 3600:.2f}"
         table.add_row(when, move.sample_id, move.source, move.target, move.by)
     return table
+
+
+# ---------------------------------------------------------------------- the lab service
+
+
+@app.command()
+def serve(
+    lab: LabPath,
+    db: DbOption = "athanor.db",
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8000,
+    init_admin: Annotated[
+        bool,
+        typer.Option("--init-admin", help="Make the first admin, print its token once, exit."),
+    ] = False,
+) -> None:
+    """Run the lab service: one process owns the lab and runs many campaigns on it,
+    behind a REST API with tokens (OpenAPI at /docs). A simulated lab's emulators start
+    too. Every campaign that was running or paused when it stopped is resumed."""
+    from athanor.drivers.errors import DriverError
+    from athanor.lab_lock import LabInUse
+    from athanor.service import server as service
+    from athanor.store import StoreError
+
+    config = _load_lab(lab)
+    try:
+        if init_admin:
+            token = service.init_admin(db)
+            console.print(f"admin user {service.INIT_ADMIN!r} made; its token (shown only now):")
+            print(token)
+            return
+        service.serve(config, db, host, port, say=lambda note: console.print(note, highlight=False))
+    except (ConfigError, StoreError, DriverError, LabInUse) as exc:
+        fail(str(exc))
+
+
+def _client(server: str, token: str | None) -> Any:
+    from athanor.service.client import ServiceClient
+
+    return ServiceClient(server, token)
+
+
+def _call(server: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """A call to the lab service; a failure is said plainly (no traceback)."""
+    from athanor.service.client import ClientError
+
+    try:
+        return _client(server, token).call(method, path, **kwargs)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def submit(
+    campaign: Annotated[Path, typer.Argument(help="campaign YAML", show_default=False)],
+    server: ServerOption,
+    token: TokenOption = None,
+    priority: Annotated[
+        int, typer.Option("--priority", help="higher goes first for shared instruments")
+    ] = 0,
+) -> None:
+    """Submit a campaign to the lab service, which starts it on its lab."""
+    try:
+        text = campaign.read_bytes()
+    except OSError as exc:
+        fail(f"{campaign}: cannot be read ({exc.strerror})")
+    answer = _call(
+        server, token, "POST", "/campaigns", body=text, content_type="application/yaml",
+        query={"priority": priority, "source": str(campaign)},
+    )  # fmt: skip
+    for note in answer["notes"]:
+        console.print(f"[cyan]start:[/] {note}", highlight=False)
+    console.print(f"submitted [bold]{escape(answer['campaign']['name'])}[/] to {server}")
+
+
+def _command(name: str, what: str, server: str, token: str | None) -> None:
+    view = _call(server, token, "POST", _client(server, token).campaign_path(name, what))
+    console.print(
+        f"{escape(view['name'])}: {what} taken; status {view['status']}, wanted {view['wanted']}",
+        highlight=False,
+    )
+
+
+NameArg = Annotated[str, typer.Argument(help="campaign name (as the service has it)")]
+
+
+@app.command()
+def pause(name: NameArg, server: ServerOption, token: TokenOption = None) -> None:
+    """Pause a campaign of the lab service (its furnaces go safe); resume continues it."""
+    _command(name, "pause", server, token)
+
+
+@app.command()
+def stop(name: NameArg, server: ServerOption, token: TokenOption = None) -> None:
+    """Stop a campaign of the lab service; resume continues it later."""
+    _command(name, "stop", server, token)
+
+
+@app.command()
+def abort(name: NameArg, server: ServerOption, token: TokenOption = None) -> None:
+    """Abort a campaign of the lab service: its experiments in flight are abandoned."""
+    _command(name, "abort", server, token)
+
+
+def _server_status(name: str | None, server: str, token: str | None) -> None:
+    """The lab service's campaigns, or one campaign's experiments."""
+    client = _client(server, token)
+    if name is not None:
+        view = _call(server, token, "GET", client.campaign_path(name))
+        experiments = _call(server, token, "GET", client.campaign_path(name, "experiments"))
+        table = Table(title=f"{name}: {view['status']} (wanted {view['wanted']})",
+                      title_justify="left")  # fmt: skip
+        for column in ("#", "state", "furnace", "waiting or reason"):
+            table.add_column(column)
+        for e in experiments:
+            table.add_row(str(e["number"]), e["state"], e["furnace"] or "",
+                          e["waiting"] or e["reason"])  # fmt: skip
+        console.print(table)
+        for note in view["notes"]:
+            console.print(f"  note: {note}", highlight=False)
+        return
+    views = _call(server, token, "GET", "/campaigns")
+    if not views:
+        console.print(f"no campaigns on {server}")
+        return
+    table = Table(title=f"campaigns on {server}", title_justify="left")
+    for column in ("campaign", "status", "wanted", "priority", "experiments", "lab hours"):
+        table.add_column(column)
+    for v in views:
+        counts = ", ".join(f"{n} {s}" for s, n in v["counts"].items()) or "none"
+        table.add_row(v["name"], v["status"], v["wanted"], str(v["priority"]), counts,
+                      f"{v['lab_hours']:.1f}")  # fmt: skip
+    console.print(table)
 
 
 @app.command()

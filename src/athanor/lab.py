@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,13 @@ class Lab:
         """The furnaces: what :meth:`safe` makes safe."""
         return self.of_kind("furnace")
 
-    def safe(self) -> list[tuple[str, Exception]]:
-        """Put every furnace in its safe state; returns the ones that failed, with why."""
+    def safe(self, names: Collection[str] | None = None) -> list[tuple[str, Exception]]:
+        """Put every furnace (or those of ``names``) in its safe state; returns the ones
+        that failed, with why."""
         failed = []
         for name, furnace in self.furnaces.items():
+            if names is not None and name not in names:
+                continue
             try:
                 furnace.safe()
             except Exception as exc:

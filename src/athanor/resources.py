@@ -58,16 +58,21 @@ class ResourcePool:
         ``{kind: [name, ...]}``, e.g. ``{"furnace": ["furnace1", "furnace2"], "xrd": ["xrd"]}``.
     clock
         The lab clock, for the lease log.
-    on_release
-        Called with an instrument's name each time it is given back (e.g. to wake a
-        scheduler waiting for a free furnace).
+    standing
+        A holder's standing (e.g. its campaign's priority), added to the priority of
+        each of its requests; asked afresh at every grant, so it may change while
+        requests wait.
+
+    Each listener :meth:`subscribe` adds is called with an instrument's name each time
+    it is given back or put back in service (e.g. to wake the schedulers waiting for a
+    free furnace).
     """
 
     def __init__(
         self,
         resources: Mapping[str, Iterable[str]],
         clock: Clock,
-        on_release: Callable[[str], None] | None = None,
+        standing: Callable[[str], int] | None = None,
     ) -> None:
         self.kinds = {kind: list(names) for kind, names in resources.items()}
         self.clock = clock
@@ -81,7 +86,25 @@ class ResourcePool:
         self._released_at: dict[str, int] = {}  # instrument: release count when last freed
         self._out: dict[str, str] = {}  # instrument out of service: why
         self.log: list[LeaseRecord] = []
-        self.on_release = on_release
+        self._standing = standing or (lambda holder: 0)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(name)`` whenever an instrument frees up; returns the call that
+        unsubscribes it."""
+        with self._condition:
+            self._listeners.append(listener)
+        return lambda: self._unsubscribe(listener)
+
+    def _unsubscribe(self, listener: Callable[[str], None]) -> None:
+        with self._condition:
+            self._listeners.remove(listener)
+
+    def _freed(self, name: str) -> None:
+        with self._condition:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(name)
 
     def _candidates(self, want: Want) -> list[str]:
         if isinstance(want, tuple):
@@ -114,7 +137,7 @@ class ResourcePool:
                 self._holder[name] is None
                 and name not in self._out
                 and not any(
-                    _comes_first(key, other, priority, arrival)
+                    _comes_first(key, self._rank(other), priority, arrival)
                     and name in self._candidates(other.want)
                     for key, other in self._waiting.items()
                     if key != arrival
@@ -128,7 +151,7 @@ class ResourcePool:
         first), or return None."""
         candidates = self._candidates(want)
         with self._condition:
-            name = self._first_free(candidates, holder, priority)
+            name = self._first_free(candidates, holder, priority + self._standing(holder))
             if name is not None:
                 self._grant(name, holder)
             return name
@@ -151,7 +174,7 @@ class ResourcePool:
             arrival = self._arrivals = self._arrivals + 1
             self._waiting[arrival] = Waiting(holder, want, self.clock.now(), priority)
             try:
-                while (name := self._first_free(candidates, holder, priority, arrival)) is None:
+                while (name := self._free_for(candidates, arrival)) is None:
                     if cancel is not None and cancel.is_set():
                         raise ResourceError(f"request for {want!r} by {holder!r} was cancelled")
                     remaining = None if deadline is None else deadline - time.monotonic()
@@ -164,10 +187,18 @@ class ResourcePool:
             self._grant(name, holder)
             return name
 
+    def _rank(self, request: Waiting) -> int:
+        """A waiting request's priority with its holder's standing as it is now."""
+        return request.priority + self._standing(request.holder)
+
+    def _free_for(self, candidates: list[str], arrival: int) -> str | None:
+        request = self._waiting[arrival]
+        return self._first_free(candidates, request.holder, self._rank(request), arrival)
+
     def waiting(self) -> list[Waiting]:
         """The requests not granted yet, in the order they will be served."""
         with self._condition:
-            ordered = sorted(self._waiting.items(), key=lambda kv: (-kv[1].priority, kv[0]))
+            ordered = sorted(self._waiting.items(), key=lambda kv: (-self._rank(kv[1]), kv[0]))
             return [w for _, w in ordered]
 
     def _grant(self, name: str, holder: str) -> None:
@@ -188,8 +219,7 @@ class ResourcePool:
                     record.end = self.clock.now()
                     break
             self._condition.notify_all()
-        if self.on_release is not None:
-            self.on_release(name)
+        self._freed(name)
 
     def release_all(self, holder: str) -> None:
         for name, current in list(self._holder.items()):
@@ -203,6 +233,16 @@ class ResourcePool:
             yield name
         finally:
             self.release(name, holder)
+
+    @contextmanager
+    def holding_free(self, names: Iterable[str], holder: str) -> Iterator[list[str]]:
+        """Hold, for the block, each of ``names`` that can be taken now; yields those."""
+        taken = [name for name in names if self.try_acquire((name,), holder) is not None]
+        try:
+            yield taken
+        finally:
+            for name in taken:
+                self.release(name, holder)
 
     @property
     def instruments(self) -> list[str]:
@@ -231,8 +271,7 @@ class ResourcePool:
         with self._condition:
             self._out.pop(name, None)
             self._condition.notify_all()
-        if self.on_release is not None:
-            self.on_release(name)
+        self._freed(name)
 
     def out_of_service(self) -> dict[str, str]:
         """Instruments taken out, with why."""
@@ -249,11 +288,12 @@ class ResourcePool:
         )
 
 
-def _comes_first(key: int, other: Waiting, priority: int, arrival: int | None) -> bool:
-    """Whether waiting request ``other`` (arrived ``key``) is served before a request of
-    ``priority`` that arrived ``arrival`` (None: one that does not wait, so comes last)."""
-    if other.priority != priority:
-        return other.priority > priority
+def _comes_first(key: int, rank: int, priority: int, arrival: int | None) -> bool:
+    """Whether a waiting request of priority ``rank`` (arrived ``key``) is served before a
+    request of ``priority`` that arrived ``arrival`` (None: one that does not wait, so
+    comes last)."""
+    if rank != priority:
+        return rank > priority
     return arrival is None or key < arrival
 
 

@@ -11,6 +11,12 @@ from athanor.protocols.requests import Request, candidates
 from athanor.resources import ResourcePool
 
 
+def lab_pool(lab: Lab, **kwargs: Any) -> ResourcePool:
+    """A pool of every instrument of ``lab``, for the campaigns that share it."""
+    kinds = {kind: list(devices) for kind, devices in lab.devices.items()}
+    return ResourcePool(kinds, lab.clock, **kwargs)
+
+
 class Roles:
     """The instruments of ``lab`` that can serve each of ``requests``' roles.
 

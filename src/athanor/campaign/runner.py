@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -29,9 +29,10 @@ from athanor.config import CampaignConfig
 from athanor.lab import Lab
 from athanor.lab_config import LabConfig
 from athanor.planner.planner import Planner
-from athanor.protocols.contract import holder_id
+from athanor.protocols.contract import holder_campaign, holder_id
 from athanor.protocols.registry import check_arguments, resolve
 from athanor.protocols.requests import check_requests, requests_of
+from athanor.resources import ResourcePool
 from athanor.store import Experiment, ExperimentState, Store
 
 S = ExperimentState
@@ -68,6 +69,11 @@ class CampaignRunner:
     synchronous
         Start experiments only in whole batches (one per furnace) once the previous
         batch has finished: the classic batch schedule, kept as a baseline.
+    pool
+        A pool of the lab's instruments shared with other campaigns running on ``lab``
+        at the same time (:func:`~athanor.campaign.roles.lab_pool`). Then this campaign
+        makes safe only the furnaces it holds, and free ones while it holds them; by
+        default it has the lab to itself.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class CampaignRunner:
         on_progress: Callable[[Progress], None] | None = None,
         notify: Callable[[str], None] | None = None,
         synchronous: bool = False,
+        pool: ResourcePool | None = None,
     ) -> None:
         self.config, self.lab, self.store = config, lab, store
         self.clock = lab.clock
@@ -97,9 +104,8 @@ class CampaignRunner:
         check_arguments(self.plan, names, f"campaign {config.name!r}")
         check_requests(self.plan, lab.config)
         self.roles = Roles(requests_of(self.plan), lab)
-        self.pool = self.roles.pool(
-            lab, on_release=lambda name: self.events.put(Event("freed", -1, state=name))
-        )
+        self.shared = pool is not None
+        self.pool = pool if pool is not None else self.roles.pool(lab)
         # An instrument of the first role (a furnace) frees up once its sample is out;
         # as many more experiments may then wait for the other roles, but no more, so
         # the planner sees results.
@@ -159,11 +165,12 @@ class CampaignRunner:
         experiment. Runs left without a stop document
         are marked interrupted. Returns what was done, for the operator.
         """
-        notes = [f"{name}: could not be made safe: {exc}" for name, exc in self.lab.safe()]
+        notes = [f"{name}: could not be made safe: {exc}" for name, exc in self._safe()]
         self._take(Ledger.load(self.config, self.store, self.clock))
         unfinished = [e for e in self.ledger.experiments() if e.state != S.ANALYSED]
         left = [e.sample_id for e in unfinished if e.sample_id]
         notes += clear_leftovers(self.lab, left, self.notify)
+        self._release_all()  # what a crash in this process left held, now cleared
         for run in self.store.runs(self.config.name):
             if run.exit_status is None:
                 self.store.mark_run_interrupted(run.uid)
@@ -196,10 +203,12 @@ class CampaignRunner:
         ``paused`` when instrument faults paused it and nobody resumed it (its
         ``waiting`` says why); when an exception escapes, ``crashed``: the experiments
         in flight are paused where they are and left for :meth:`recover`, as after a
-        kill. Every furnace is made safe.
+        kill (on a shared lab, what they hold is given back but the furnaces, which may
+        hold their samples until :meth:`recover`). Every furnace is made safe.
         """
         self.store.update_campaign(self.config.name, status="running")
         status = "crashed"
+        unsubscribe = self.pool.subscribe(self._freed)
         proposer = self._proposer()
         thread = None
         if not self._inline_proposals:
@@ -237,15 +246,22 @@ class CampaignRunner:
             if self._fault and status == "stopped":
                 status = "paused"
         finally:
+            unsubscribe()
             if thread is not None:
                 thread.close(0)
             if status == "crashed":
                 self.flight.pause()
             self._make_safe()
+            if status == "crashed" and self.shared:  # the other campaigns go on
+                self._release_all(keep=self.roles.starters)
             self.ledger.save_lab_time()
             self.store.update_campaign(self.config.name, status=status, **self._last_word(status))
             self.status = status
         return self.summary()
+
+    def _freed(self, instrument: str) -> None:
+        """An instrument of the pool freed up: the loop looks for work it can start."""
+        self.events.put(Event("freed", -1, state=instrument))
 
     def request_pause(self) -> None:
         """Pause at the next chance (the Ctrl-C handler calls this)."""
@@ -302,7 +318,8 @@ class CampaignRunner:
         ):
             queued = [e for e in self.ledger.queued() if e.id not in self.flight]
             if queued:
-                self._launch(queued[0])
+                if not self._launch(queued[0]):
+                    return
             elif not self._inline_proposals:
                 return  # the proposer thread is on it
             else:
@@ -311,16 +328,20 @@ class CampaignRunner:
                 except StopCampaign as exc:
                     self.request_stop(str(exc))
                     return
-                if experiment is None:
+                if experiment is None or not self._launch(experiment):
                     return
-                self._launch(experiment)
 
-    def _launch(self, experiment: Experiment) -> None:
+    def _launch(self, experiment: Experiment) -> bool:
+        """Start ``experiment`` on a loadable instrument; False when another campaign on
+        a shared lab took the last one first (it stays queued)."""
         holder = holder_id(self.config.name, experiment.number)
         first = self.roles.requests[self.roles.first]
-        granted = self.pool.try_acquire(self._loadable(), holder, first.priority)
-        assert granted is not None
+        loadable = self._loadable()
+        granted = self.pool.try_acquire(loadable, holder, first.priority) if loadable else None
+        if granted is None:
+            return False
         self.flight.launch(experiment, granted)
+        return True
 
     def _loadable(self) -> tuple[str, ...]:
         """Free instruments an experiment can start on that are safe to load now (a
@@ -393,9 +414,30 @@ class CampaignRunner:
 
     def _make_safe(self) -> None:
         """Every furnace in its safe state; :attr:`unsafe` says which could not be."""
-        self.unsafe = {name: str(exc) for name, exc in self.lab.safe()}
+        self.unsafe = {name: str(exc) for name, exc in self._safe()}
         for name, why in self.unsafe.items():
             self.notify(f"NOT SAFE: {name} could not be made safe: {why}")
+
+    def _safe(self) -> list[tuple[str, Exception]]:
+        """Put every furnace in its safe state, or on a shared lab those this campaign
+        holds and the free ones, each held while it is made safe (another campaign's are
+        never touched); returns the ones that failed, with why."""
+        if not self.shared:
+            return self.lab.safe()
+        ours = [
+            name
+            for name in self.lab.furnaces
+            if holder_campaign(self.pool.holder(name) or "") == self.config.name
+        ]
+        with self.pool.holding_free(self.lab.furnaces, f"{self.config.name}#safe") as free:
+            return self.lab.safe([*ours, *free])
+
+    def _release_all(self, keep: Collection[str] = ()) -> None:
+        """Give back every instrument this campaign's experiments hold but ``keep``."""
+        for name in self.pool.instruments:
+            holder = self.pool.holder(name)
+            if name not in keep and holder and holder_campaign(holder) == self.config.name:
+                self.pool.release(name, holder)
 
     def _last_word(self, status: str) -> dict[str, str]:
         """What the stored campaign says it waits for once run() ends: furnaces left

@@ -149,3 +149,47 @@ class Outcome(SQLModel, table=True):
     run_uid: str | None = None
     current: bool = True  # False once a re-analysis supersedes it
     at: datetime = Field(default_factory=utcnow)
+
+
+# --------------------------------------------------------------------- the lab service
+
+
+class ServedCampaign(SQLModel, table=True):
+    """A campaign the lab service runs: its priority and the operators' last word."""
+
+    name: str = Field(primary_key=True, foreign_key="campaign.name")
+    priority: int = 0  # added to its experiments' requests for shared instruments
+    wanted: str = "running"  # running, paused, stopped, aborted: what a restart resumes
+    submitted_by: str = ""
+    submitted_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    """Someone the lab service knows, with a role: viewer, operator or admin."""
+
+    name: str = Field(primary_key=True)
+    role: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """A user's token, kept only as its SHA-256 digest (the token is shown once)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user: str = Field(foreign_key="user.name", index=True)
+    digest: str = Field(unique=True)
+    label: str = ""
+    expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One state-changing call to the lab service: who, what, when, from where, result."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    user: str  # "" when the caller was not authenticated
+    action: str  # METHOD /path
+    client: str  # the caller's address
+    status: int  # the HTTP status answered
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
