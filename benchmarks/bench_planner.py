@@ -43,26 +43,36 @@ def problems(quick: bool) -> tuple[list[Problem], str]:
 
 
 def run_one(problem: Problem, method: str, seed: int, budget: int) -> dict[str, Any]:
-    """One optimisation run; regret after each completed experiment and latencies."""
+    """One optimisation run; regret after each completed experiment and latencies.
+
+    With a cost, experiments are issued while the issued ones' costs are under ``budget``
+    (and ``cost``: the cost spent after each completed experiment).
+    """
     rng = np.random.default_rng(seed)
-    durations = rng.uniform(0.5, 1.5, size=budget)
+    most = budget if problem.cost is None else problem.max_experiments
+    durations = rng.uniform(0.5, 1.5, size=most)
     noise = np.random.default_rng(1_000_000 + seed)
     runner = METHODS[method](problem, seed)
     running: list[tuple[float, int, dict[str, Any], Any]] = []
     done: list[dict[str, Any]] = []
-    regret, failures, issued, now = [], 0, 0, 0.0
+    regret, spent, failures, issued, now, committed = [], [], 0, 0, 0.0, 0.0
     best = -math.inf
-    while len(done) < budget:
-        while len(running) < problem.workers and issued < budget:
+    while True:
+        while len(running) < problem.workers and issued < most and committed < budget:
             params, handle = runner.ask([r[2] for r in running])
             running.append((now + durations[issued], issued, params, handle))
             issued += 1
+            committed += problem.cost(params) if problem.cost else 1
+        if not running:
+            break
         running.sort(key=lambda r: (r[0], r[1]))
         now, _, params, handle = running.pop(0)
         outcomes = problem.evaluate(params, noise)
         runner.tell(handle, params, outcomes)
         failures += outcomes is None
         done.append(params)
+        if problem.cost:
+            spent.append((spent[-1] if spent else 0.0) + problem.cost(params))
         if problem.hypervolume is not None:
             regret.append(problem.optimum - problem.hypervolume(done))
             continue
@@ -70,7 +80,8 @@ def run_one(problem: Problem, method: str, seed: int, budget: int) -> dict[str, 
         if value is not None:
             best = max(best, value)
         regret.append(problem.optimum - best if best > -math.inf else math.nan)
-    return {"regret": regret, "latency": runner.latencies, "failures": failures}
+    run = {"regret": regret, "latency": runner.latencies, "failures": failures}
+    return {**run, "cost": spent} if problem.cost else run
 
 
 def seed_path(problem: str, method: str, seed: int) -> Path:
@@ -179,7 +190,70 @@ def _steps(runs: list[dict], threshold: float, budget: int) -> tuple[float, floa
     return median(counted), sum(h is not None for h in hits) / len(hits)
 
 
+def regret_at_cost(run: dict[str, Any], cost: float) -> float:
+    """The regret of a cost run once ``cost`` was spent (nan before its first result)."""
+    i = int(np.searchsorted(run["cost"], cost, side="right"))
+    return run["regret"][i - 1] if i else math.nan
+
+
+def cost_to_reach(run: dict[str, Any], threshold: float) -> float | None:
+    """The cost spent when the regret first reached ``threshold``; None if never."""
+    n = _reached(run["regret"], threshold)
+    return None if n is None else run["cost"][n - 1]
+
+
+def report_cost(problem: Problem, result: dict[str, Any]) -> None:
+    """Regret against cost spent, and the cost to reach the threshold, per method."""
+    budget, runs = result["budget"], result["runs"]
+    reach = {
+        m: [c if (c := cost_to_reach(r, problem.threshold)) is not None else math.inf for r in rs]
+        for m, rs in runs.items()
+    }
+    blind = reach.get("athanor")
+    rows = []
+    for method, mruns in runs.items():
+        hits = [c for c in reach[method] if math.isfinite(c)]
+        ratio, paired = "-", "-"
+        if blind is not None and method != "athanor":
+            mine, theirs = median(reach[method]), median(blind)
+            if math.isfinite(mine):
+                ratio = f"{theirs / mine:.2g}" if math.isfinite(theirs) else f"≥{budget / mine:.2g}"
+            cheaper = sum(a < b for a, b in zip(reach[method], blind, strict=False))
+            paired = f"{cheaper}/{min(len(blind), len(mruns))}"
+        rows.append(
+            [
+                f"{method} ({len(mruns)})",
+                f"{median([len(r['regret']) for r in mruns]):g}",
+                _stats([regret_at_cost(r, budget / 2) for r in mruns]),
+                _stats([r["regret"][-1] for r in mruns]),
+                f"{_stats(hits)} ({len(hits) / len(mruns):.0%})",
+                ratio,
+                paired,
+            ]
+        )
+    columns = [
+        "method (seeds)",
+        "experiments",
+        f"regret@cost {budget / 2:g}",
+        f"regret@cost {budget:g}",
+        f"cost: regret≤{problem.threshold:g}",
+        "× less cost",
+        "cheaper seeds",
+    ]
+    note = problem.note + (
+        "\nregret: median [IQR] once that much cost was spent; cost: median [IQR] spent when "
+        "the regret first reached the threshold, over the seeds that reached it (fraction); "
+        "× less cost: cost-blind athanor's median cost to the threshold / the method's "
+        "(unreached = never; '≥': athanor's median unreached, the budget used instead); "
+        "cheaper seeds: paired seeds where the method got there for less than athanor"
+    )
+    table(f"planner: {problem.name} (budget {budget:g} cost units)", columns, rows, note)
+
+
 def report(problem: Problem, result: dict[str, Any]) -> None:
+    if problem.cost is not None:
+        report_cost(problem, result)
+        return
     budget, runs = result["budget"], result["runs"]
     half = budget // 2
     random_steps, random_frac = (
@@ -257,10 +331,12 @@ def plot(entries: list[tuple[Problem, dict[str, Any]]], path: Path) -> None:
     for ax, (problem, result) in zip(axes.ravel(), entries, strict=False):
         if problem.top1 is not None:
             _plot_pool(ax, problem, result)
+        elif problem.cost is not None:
+            _plot_cost(ax, problem, result)
         else:
             _plot_regret(ax, problem, result)
         ax.set_title(f"{problem.name} ({result['seeds']} seeds)", fontsize=9)
-        ax.set_xlabel("experiments")
+        ax.set_xlabel("cost spent" if problem.cost else "experiments")
     for ax in axes.ravel()[len(entries) :]:
         ax.axis("off")
     handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines()}
@@ -288,6 +364,20 @@ def _plot_regret(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
         ax.plot(x, np.median(r, axis=0), color=color, label=method)
         q1, q3 = np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0)
         ax.fill_between(x, q1, q3, color=color, alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_ylabel("regret")
+    ax.axhline(problem.threshold, color="grey", lw=0.5, ls="--")
+
+
+def _plot_cost(ax: Any, problem: Problem, result: dict[str, Any]) -> None:
+    """Median and IQR of regret against the cost spent, log scale."""
+    grid = np.linspace(0, result["budget"], 101)[1:]
+    for method, runs in result["runs"].items():
+        r = np.array([[regret_at_cost(run, c) for c in grid] for run in runs], dtype=float)
+        r = np.maximum(np.nan_to_num(r, nan=np.nanmax(r)), 1e-6)
+        ax.plot(grid, np.median(r, axis=0), color=_color(method), label=method)
+        q1, q3 = np.percentile(r, 25, axis=0), np.percentile(r, 75, axis=0)
+        ax.fill_between(grid, q1, q3, color=_color(method), alpha=0.2)
     ax.set_yscale("log")
     ax.set_ylabel("regret")
     ax.axhline(problem.threshold, color="grey", lw=0.5, ls="--")
@@ -395,6 +485,7 @@ def execute(
             if (m != "ax" or (HAVE_AX and problem.ax))
             and (m != "athanor-direct" or composite)
             and (m != "botorch-ei" or problem.pool is not None)
+            and (m != "athanor-cost" or problem.cost is not None)
         ]
         result = run_problem(problem, use, seeds, quick)
         report(problem, result)
@@ -460,7 +551,9 @@ def cli(argv: list[str] | None = None) -> int:
         "--seeds", type=seed_range, default=range(20), help="how many (20) or which (10-19)"
     )
     parser.add_argument("--problems", default="", help="comma-separated (default: all)")
-    parser.add_argument("--methods", default="athanor,athanor-before,botorch-ei,random,sobol,ax")
+    parser.add_argument(
+        "--methods", default="athanor,athanor-cost,athanor-before,botorch-ei,random,sobol,ax"
+    )
     parser.add_argument("--report", action="store_true", help="tables and plot from the cache")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

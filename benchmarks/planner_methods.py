@@ -62,6 +62,18 @@ BEFORE_ISSUE_18 = {
 }
 
 
+class AthanorCost(Athanor):
+    """athanor planning by cost (the problem's cost function, its budget)."""
+
+    name = "athanor-cost"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        if problem.cost is None:
+            raise ValueError("athanor-cost runs problems with a cost")
+        settings = {"cost": {"budget": problem.budget}}
+        super().__init__(problem, seed, settings=settings, cost=problem.cost)
+
+
 class AthanorBefore(Athanor):
     """athanor with the settings it had before issue 18, for before/after tables."""
 
@@ -268,5 +280,15 @@ class Ax:
 
 METHODS = {
     m.name: m
-    for m in (Athanor, AthanorBefore, AthanorEvidence, AthanorDirect, BotorchEI, Random, Sobol, Ax)
+    for m in (
+        Athanor,
+        AthanorCost,
+        AthanorBefore,
+        AthanorEvidence,
+        AthanorDirect,
+        BotorchEI,
+        Random,
+        Sobol,
+        Ax,
+    )
 }

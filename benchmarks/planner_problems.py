@@ -3,6 +3,8 @@
 Every problem reports the true value of each experiment "larger is better" (``true``),
 from which the runner computes regret against the known optimum. ``evaluate`` returns the
 outcomes the planner sees (noisy where the problem is noisy), or None for a failure.
+A problem with a ``cost`` has its budget in cost units: experiments are issued until
+their costs add up to it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Problem:
     random_medians: tuple[int, int] | None = None
     top1: float | None = None
     note: str = ""
+    #: the cost of an experiment; with one, ``budget`` is in cost units
+    cost: Callable[[Params], float] | None = None
+    max_experiments: int = 200  # with a cost: at most this many experiments
 
 
 def cont(name: str, low: float, high: float, **kw: Any) -> dict[str, Any]:
@@ -96,21 +101,19 @@ def _h6(p: Params) -> float:
 
 def synthetic(quick: bool) -> list[Problem]:
     """Test functions and stress variants."""
-    out = []
     b = lambda p: -branin(p["x1"], p["x2"])  # noqa: E731
-    out.append(
-        Problem(
-            "branin",
-            BRANIN_SPACE,
-            [{"name": "f", "goal": "minimize"}],
-            lambda p, r: {"f": -b(p)},
-            b,
-            -BRANIN_MIN,
-            0.05,
-            30,
-            10,
-        )
+    br = Problem(
+        "branin",
+        BRANIN_SPACE,
+        [{"name": "f", "goal": "minimize"}],
+        lambda p, r: {"f": -b(p)},
+        b,
+        -BRANIN_MIN,
+        0.05,
+        30,
+        10,
     )
+    out = [br]
     h6 = Problem(
         "hartmann6",
         H6_SPACE,
@@ -192,7 +195,35 @@ def synthetic(quick: bool) -> list[Problem]:
             note="4 workers, durations U(0.5, 1.5); running experiments are pending",
         )
     )
+    out.append(
+        replace(
+            br,
+            name="branin_cost",
+            budget=150,
+            quick_budget=60,
+            cost=lambda p: COST_SPAN ** ((p["x1"] + 5) / 15),
+            note=f"cost {COST_SPAN:g}^((x1+5)/15), 1 to {COST_SPAN:g}: the three minima cost "
+            "1.5, 5.1 and 17.8, a uniform point 6.3 on average",
+        )
+    )
+    out.append(
+        replace(
+            h6,
+            name="hartmann6_cost",
+            threshold=0.1,
+            budget=150,
+            quick_budget=60,
+            max_experiments=100,
+            cost=lambda p: COST_SPAN ** ((p["x0"] + p["x5"]) / 2),
+            note=f"cost {COST_SPAN:g}^((x0+x5)/2), 1 to {COST_SPAN:g}: the minimum costs 3.6, "
+            "a uniform point 6.3 on average",
+        )
+    )
     return out
+
+
+#: How much the most expensive experiment of a cost problem costs against the cheapest.
+COST_SPAN = 20.0
 
 
 _C_BEST = np.array([0.15, 0.45, 0.3, 0.1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import replace
 
 import pytest
@@ -75,3 +76,16 @@ def test_latency_compares_the_old_settings_with_the_defaults_in_one_run() -> Non
     assert list(result["cases"]) == list(bench_planner.LATENCY_CASES)
     assert bench_planner.LATENCY_CASES["before (#18)"] == BEFORE_ISSUE_18
     assert all(len(r["times"]) == result["calls"] for r in result["cases"].values())
+
+
+def test_cost_problems_spend_their_budget_in_cost_units(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench_planner, "CACHE", tmp_path)
+    problem = next(p for p in synthetic(quick=False) if p.name == "branin_cost")
+    problem = replace(problem, budget=40)
+    result = bench_planner.run_problem(problem, ["random"], range(2), quick=False)
+    for run in result["runs"]["random"]:
+        costs = run["cost"]
+        assert len(costs) == len(run["regret"]) and costs[-2] < 40 <= costs[-1]
+        assert math.isnan(bench_planner.regret_at_cost(run, costs[0] / 2))
+        assert bench_planner.regret_at_cost(run, costs[-1]) == run["regret"][-1]
+    bench_planner.report(problem, result)  # a table in cost units

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from athanor.config_files import ConfigError, SourcedModel, load, located
 from athanor.phases import PHASES
@@ -33,6 +33,19 @@ class Budget(StrictModel):
     max_experiments: int = Field(gt=0, le=100_000)
     max_lab_hours: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="stop after this much lab time"
+    )
+
+
+class PlannerOptions(StrictModel):
+    """How the planner chooses: by expected improvement, or by improvement per lab hour.
+
+    ``cost: dry_run`` predicts each candidate's lab hours by the protocol's dry run;
+    ``cost: measured`` learns them from the durations of the experiments so far. Either
+    spends ``budget.max_lab_hours`` (:mod:`athanor.planner.cost`).
+    """
+
+    cost: Literal["none", "dry_run", "measured"] = Field(
+        "none", description="plan per predicted lab hour: by the dry run or measured durations"
     )
 
 
@@ -88,7 +101,9 @@ class CampaignConfig(SourcedModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     description: str = ""
-    lab: str = Field(description="lab config YAML, relative to this file")
+    lab: str = Field(
+        pattern=r"\.ya?ml$", description="lab config YAML, relative to this file"
+    )
     protocol: str = Field(description="plan name, or 'package.module:function'")
     protocol_args: dict[str, Any] = Field(default_factory=dict)
     search_space: SearchSpace
@@ -113,6 +128,7 @@ class CampaignConfig(SourcedModel):
         description="earlier campaigns (same store) the planner starts from",
     )
     budget: Budget
+    planner: PlannerOptions = Field(default_factory=PlannerOptions)
     stopping: Stopping = Field(default_factory=Stopping)
     faults: Faults = Field(default_factory=Faults)
     seed: int = Field(0, ge=0, lt=2**32)
@@ -127,6 +143,17 @@ class CampaignConfig(SourcedModel):
                     f"constraint '{constraint}': its coefficients and bound must be finite numbers"
                 )
         return space
+
+    @field_validator("planner")
+    @classmethod
+    def _cost_needs_lab_hours(cls, planner: PlannerOptions, info: ValidationInfo) -> PlannerOptions:
+        budget = info.data.get("budget")
+        if planner.cost != "none" and budget is not None and budget.max_lab_hours is None:
+            raise ValueError(
+                f"cost: {planner.cost!r} plans by lab hours; give budget.max_lab_hours "
+                "(or cost: none)"
+            )
+        return planner
 
     @field_validator("analysis")
     @classmethod
@@ -180,16 +207,23 @@ class CampaignConfig(SourcedModel):
                     raise refuse(f"derived.{name}", term.outcome, measured)
         usable = measured | set(self.derived)
         for objective in self.objectives:
-            source = self.outcomes.get(objective.name, objective.name)
+            source = self.outcome_source(objective.name)
             if objective.product is None and source not in usable:
                 raise refuse(f"objective {objective.name!r}", source, usable)
             for term in objective.product or []:
                 if term.outcome not in measured:
                     raise refuse(f"objective {objective.name!r}", term.outcome, measured)
         for constraint in self.outcome_constraints:
-            source = self.outcomes.get(constraint.name, constraint.name)
+            source = self.outcome_source(constraint.name)
             if source not in usable:
                 raise refuse(f"outcome constraint {constraint.name!r}", source, usable)
+
+    def outcome_source(self, name: str) -> str:
+        """The analysis outcome an objective or constraint reads: its ``outcomes`` entry,
+        else its ``column``, else its name."""
+        named: list[Objective | OutcomeConstraint] = [*self.objectives, *self.outcome_constraints]
+        columns = {o.name: o.column for o in named}
+        return self.outcomes.get(name) or columns.get(name) or name
 
     def planner_objectives(self) -> list[Objective]:
         """The objectives as the planner takes them.
@@ -200,7 +234,7 @@ class CampaignConfig(SourcedModel):
         """
         out = []
         for objective in self.objectives:
-            derived = self.derived.get(self.outcomes.get(objective.name, objective.name))
+            derived = self.derived.get(self.outcome_source(objective.name))
             if derived is not None and objective.goal == "maximize" and not objective.product:
                 objective = objective.model_copy(update={"product": derived.product})
             out.append(objective)

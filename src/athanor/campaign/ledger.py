@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from athanor.campaign.costs import cost_planning
 from athanor.campaign.prior import read_prior, warm_start
 from athanor.clock import Clock
 from athanor.config import CampaignConfig
@@ -57,9 +58,11 @@ class Ledger:
         warm-started from the campaigns named in ``warm_start``, in one transaction;
         returns the ledger and notes on what the warm start used."""
         priors = read_prior(store, config)
+        settings, cost = cost_planning(config, lab)
         planner = Planner(
             config.search_space, config.planner_objectives(), config.outcome_constraints,
-            seed=config.seed, n_initial=config.initial_experiments,
+            seed=config.seed, n_initial=config.initial_experiments, settings=settings,
+            cost=cost,
         )  # fmt: skip
         ledger = cls(config, store, clock, planner, [])
         notes = warm_start(planner, priors)
@@ -75,7 +78,8 @@ class Ledger:
         """The campaign as the store holds it, planner state included."""
         campaign = store.campaign(config.name)
         saved = campaign.planner_state or {}
-        planner = Planner.from_state(saved["planner"])
+        _, cost = cost_planning(config, LabConfig.model_validate(campaign.lab))
+        planner = Planner.from_state(saved["planner"], cost=cost)
         return cls(config, store, clock, planner, list(saved.get("ingested", [])),
                    lab_before=campaign.lab_time)  # fmt: skip
 
@@ -126,13 +130,23 @@ class Ledger:
     ) -> None:
         """End an experiment: its state, outcomes and what the planner learnt, together."""
         assert experiment.id is not None
+        hours = self._lab_hours(experiment) if planner_status == "completed" else None
         with self._timed():
-            self.planner.ingest(experiment.params, outcomes, status=planner_status)
+            self.planner.ingest(experiment.params, outcomes, status=planner_status, cost=hours)
             self.ingested.append(experiment.id)
             self.store.finish_experiment(
                 experiment.id, target, reason, outcomes=rows or [],
                 planner_state=self._planner_state(), lab_time=self.clock.now(),
             )  # fmt: skip
+
+    def _lab_hours(self, experiment: Experiment) -> float | None:
+        """Lab hours from the experiment's start to now (what a cost model learns)."""
+        assert experiment.id is not None
+        started = [
+            change.lab_time for change in self.store.state_history(experiment.id)
+            if change.target == S.RUNNING and change.lab_time is not None
+        ]  # fmt: skip
+        return (self.clock.now() - started[0]) / 3600 if started else None
 
     def abandon(self, experiment: Experiment, reason: str) -> None:
         self.finish(experiment, S.ABANDONED, reason, planner_status="abandoned")

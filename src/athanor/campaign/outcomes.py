@@ -75,7 +75,7 @@ def outcomes_from_values(
     components = [t.outcome for o in config.planner_objectives() for t in o.product or []]
     outcomes: dict[str, float] = {}
     for name in wanted + components:
-        source = config.outcomes.get(name, name)
+        source = config.outcome_source(name)
         if source not in values or not math.isfinite(values[source]):
             return {}, values, f"no finite outcome {source!r} for {name!r}"
         outcomes[name] = values[source]

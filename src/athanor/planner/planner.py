@@ -17,6 +17,11 @@ fitting or optimisation fails numerically it falls back to the Sobol sequence an
 so in the suggestion's ``model``. With a pool, the initial design takes untried rows at
 random, or (``pool_design='clusters'``) one from each of ``n_initial`` k-means clusters
 of the pool in turn.
+
+Cost-aware planning (``settings.cost``: a budget; and a cost function, or costs given to
+``ingest``) chooses by expected improvement per unit cost, cooled towards plain expected
+improvement as the budget is spent (:mod:`athanor.planner.cost`); each suggestion then
+carries its predicted cost.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +45,7 @@ from pydantic import Field, ValidationError
 from scipy.cluster.vq import kmeans2
 
 from athanor.planner import candidates
+from athanor.planner.cost import CostBook, CostCooled, CostSettings, cooling, fit_cost, predict_cost
 from athanor.planner.design import SobolDesign, check_feasible
 from athanor.planner.encoding import Encoder, PlannerError
 from athanor.planner.models import (
@@ -57,6 +63,8 @@ from athanor.schema import StrictModel
 log = logging.getLogger(__name__)
 
 Status = Literal["completed", "failed", "abandoned"]
+#: Parameters -> cost of the experiment (e.g. lab hours), a finite number above 0.
+CostFunction = Callable[[dict[str, Any]], float]
 STATE_VERSION = 1
 DEFAULT_N_INITIAL = 5
 
@@ -92,6 +100,9 @@ class PlannerSettings(StrictModel):
     pool_design: Literal["clusters", "random"] = Field(
         "random", description="initial pool rows: one per k-means cluster, or at random"
     )
+    cost: CostSettings | None = Field(
+        None, description="cost-aware planning with this budget; None: cost-blind"
+    )
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,9 @@ class Suggestion:
     data_digest : str
         SHA-256 (first 16 hex digits) of the observations and pending parameters it saw,
         in order: two suggestions with the same digest and seed saw the same data.
+    predicted_cost : float or None
+        Cost-aware planning only: the cost function's value at ``params``, or else the
+        cost model's prediction (None before it has two costs to learn from).
     """
 
     params: dict[str, Any]
@@ -131,6 +145,7 @@ class Suggestion:
     n_pending: int
     seed: int
     data_digest: str
+    predicted_cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
@@ -153,12 +168,15 @@ class Observation:
         parameters) are kept for the record only.
     prior : bool
         True for data from an earlier campaign (see :meth:`Planner.warm_start`).
+    cost : float or None
+        Its measured cost (e.g. lab hours), when known; cost-aware planning learns from it.
     """
 
     params: dict[str, Any]
     outcomes: dict[str, float] = field(default_factory=dict)
     status: Status = "completed"
     prior: bool = False
+    cost: float | None = None
 
 
 class Planner:
@@ -183,7 +201,11 @@ class Planner:
         Candidate rows; suggestions are then only rows not yet tried or pending. Default:
         the CSV named by ``space.pool``, if any (path relative to the working directory).
     settings : PlannerSettings or mapping, optional
-        Search effort.
+        Search effort, and the budget of cost-aware planning (``cost``).
+    cost : callable, optional
+        Parameters -> predicted cost (e.g. the protocol's dry-run lab hours), for
+        cost-aware planning; needs ``settings.cost``. Without it, cost-aware planning
+        learns from the costs given to :meth:`ingest`.
 
     Raises
     ------
@@ -201,6 +223,7 @@ class Planner:
         n_initial: int | None = None,
         pool: Sequence[Mapping[str, Any]] | None = None,
         settings: PlannerSettings | Mapping[str, Any] | None = None,
+        cost: CostFunction | None = None,
     ) -> None:
         self.space = _validate(SearchSpace, space, "search_space")
         self.objectives = [
@@ -248,6 +271,9 @@ class Planner:
         self._hyper: Hyperparameters = {}
         self._fits: FitRecords = {}
         self._clusters: np.ndarray | None = None
+        if cost is not None and self.settings.cost is None:
+            raise PlannerError("cost: a cost function needs settings.cost (the budget)")
+        self.costs = CostBook(self.settings.cost, cost) if self.settings.cost else None
 
     # ------------------------------------------------------------------ observations
 
@@ -269,6 +295,7 @@ class Planner:
         outcomes: Mapping[str, float] | None = None,
         *,
         status: Status = "completed",
+        cost: float | None = None,
     ) -> Observation:
         """Record what happened to one experiment.
 
@@ -285,6 +312,9 @@ class Planner:
             ``'failed'``: the experiment could not give outcomes because of where it was
             in the space (it trains the feasibility model). ``'abandoned'``: stopped for
             reasons unrelated to its parameters; only recorded.
+        cost : float, optional
+            What it cost (e.g. its lab hours), a finite number above 0; cost-aware
+            planning learns its cost model from these.
 
         Returns
         -------
@@ -297,7 +327,7 @@ class Planner:
             Unknown or missing parameters, values outside the space, missing or
             non-finite outcomes, an unknown status.
         """
-        obs = self._observation(params, outcomes, status, prior=False)
+        obs = self._observation(params, outcomes, status, prior=False, cost=cost)
         self.observations.append(obs)
         return obs
 
@@ -328,6 +358,7 @@ class Planner:
                     rec.get("status", "completed"),
                     prior=True,
                     what=f"prior[{i}]",
+                    cost=rec.get("cost"),
                 )
             )
         self.observations.extend(added)
@@ -340,7 +371,12 @@ class Planner:
         status: str,
         prior: bool,
         what: str = "params",
+        cost: float | None = None,
     ) -> Observation:
+        if cost is not None and not (
+            isinstance(cost, int | float) and math.isfinite(cost) and cost > 0
+        ):
+            raise PlannerError(f"cost: {cost!r} is not allowed; give a finite number above 0")
         if status not in ("completed", "failed", "abandoned"):
             raise PlannerError(
                 f"status: {status!r} is not allowed; use 'completed', 'failed' or 'abandoned'"
@@ -375,7 +411,7 @@ class Planner:
                         "failed measurement as status='failed'"
                     )
                 values[str(name)] = number
-        return Observation(checked, values, status, prior)  # type: ignore[arg-type]
+        return Observation(checked, values, status, prior, cost)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ suggestions
 
@@ -393,7 +429,8 @@ class Planner:
         Returns
         -------
         list of Suggestion
-            ``n`` suggestions (fewer only when a pool runs out of untried rows).
+            ``n`` suggestions (fewer only when a pool runs out of untried rows). In
+            cost-aware planning pending experiments' predicted costs count as spent.
 
         Raises
         ------
@@ -427,7 +464,7 @@ class Planner:
             n = min(n, len(available))
         issued = len(completed) + len(failed) + len(pending_params)
         if issued < self.n_initial or len(completed) < 2:
-            return self._design_points(n, X_pending, "initial", "Sobol", info)
+            return self._priced(self._design_points(n, X_pending, "initial", "Sobol", info))
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -436,16 +473,81 @@ class Planner:
                 warnings.simplefilter("ignore", BotorchWarning)
                 torch.manual_seed(seed)
                 X, values, model = self._model_points(n, X_pending, completed, failed, seed)
+        except PlannerError:  # a cost function's bad value is the caller's to fix
+            raise
         except Exception as exc:  # numerical trouble must not stop a campaign
             log.warning("model-based suggestion failed, using Sobol: %r", exc)
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-            return self._design_points(n, X_pending, "model", f"Sobol (fallback: {reason})", info)
+            fallback = f"Sobol (fallback: {reason})"
+            return self._priced(self._design_points(n, X_pending, "model", fallback, info))
         finally:
             torch.set_num_threads(threads)
-        return [
+        suggestions = [
             Suggestion(self._decode(x), "model", model, v, **info)
             for x, v in zip(X, values, strict=True)
         ]
+        return self._priced(suggestions)
+
+    def _priced(self, suggestions: list[Suggestion]) -> list[Suggestion]:
+        """``suggestions`` with their predicted costs (cost-aware planning only)."""
+        if self.costs is None:
+            return suggestions
+        if self.costs.function is not None:
+            costs = [self.costs.value(s.params) for s in suggestions]
+        else:
+            model = self._cost_model()
+            if model is None:
+                return suggestions
+            X = torch.as_tensor(
+                np.array([self.encoder.encode(s.params) for s in suggestions]), dtype=torch.float64
+            )
+            with torch.no_grad():
+                costs = predict_cost(model, X).tolist()
+        return [replace(s, predicted_cost=c) for s, c in zip(suggestions, costs, strict=True)]
+
+    def _cost_model(self) -> Any:
+        """The GP on log cost over every known cost; None with fewer than two."""
+        assert self.costs is not None
+        known = self.costs.samples + [
+            (o.params, o.cost) for o in self.observations if o.cost is not None
+        ]
+        if len(known) < 2:
+            return None
+        X = np.array([self.encoder.encode(p) for p, _ in known])
+        costs = np.array([c for _, c in known])
+        return fit_cost(torch.as_tensor(X), torch.as_tensor(costs, dtype=torch.float64))
+
+    def _cost_design(self) -> list[dict[str, Any]]:
+        """Where a cost function is evaluated first: Sobol points, or random pool rows."""
+        assert self.costs is not None
+        k = self.costs.settings.samples
+        if self.pool is not None:
+            rng = np.random.default_rng([self.seed, 1])
+            rows = rng.choice(len(self.pool), min(k, len(self.pool)), replace=False)
+            return [self.pool[i] for i in rows]
+        X, _ = SobolDesign(self.encoder, self.seed + 1).draw(k)
+        return [self.encoder.decode(list(x)) for x in X]
+
+    def _cost_cooled(self, acqf: Any, X_pending: np.ndarray) -> tuple[Any, str]:
+        """``acqf`` per unit predicted cost to the power ``alpha`` (CArBO's cost cooling),
+        and what to add to the model's name; ``acqf`` as it is without a cost model."""
+        assert self.costs is not None
+        self.costs.design(self._cost_design() if self.costs.function else [])
+        model = self._cost_model()
+        if model is None:
+            return acqf, ""
+        spent_on = [o for o in self.observations if not o.prior and o.status != "abandoned"]
+        X = np.array([self.encoder.encode(o.params) for o in spent_on]).reshape(
+            -1, self.encoder.dim
+        )
+        with torch.no_grad():
+            predicted = predict_cost(
+                model, torch.as_tensor(np.concatenate([X, X_pending.reshape(-1, self.encoder.dim)]))
+            )
+        costs = [o.cost or float(c) for o, c in zip(spent_on, predicted, strict=False)]
+        spent = sum(costs) + float(predicted[len(spent_on) :].sum())
+        alpha = cooling(self.costs.settings.budget, spent, sum(costs[: self.n_initial]))
+        return CostCooled(acqf, model, alpha), f"/cost-cooled (alpha {alpha:.2f})"
 
     def _decode(self, x: np.ndarray) -> dict[str, Any]:
         if self.pool is not None:
@@ -518,9 +620,13 @@ class Planner:
                 choose_transform=self.settings.outcome_transform == "auto",
             ),
         )
+        function, name = acq.function, acq.model_name
+        if self.costs is not None:
+            function, cooled = self._cost_cooled(function, X_pending)
+            name += cooled
         if self.pool is not None:
-            X, values = candidates.choose_from_pool(acq.function, self._available(X_pending), n)
-            return X, values, acq.model_name
+            X, values = candidates.choose_from_pool(function, self._available(X_pending), n)
+            return X, values, name
         large = len(completed) > self.settings.large_data
         s = self.settings
         search = candidates.SearchSettings(
@@ -531,10 +637,8 @@ class Planner:
             joint=s.batch == "joint",
         )
         centres = data.X.numpy()[self._best_indices(data)]
-        X, values = candidates.optimise(
-            acq.function, self.encoder, n, pending_t, centres, seed, search
-        )
-        return X, values, acq.model_name
+        X, values = candidates.optimise(function, self.encoder, n, pending_t, centres, seed, search)
+        return X, values, name
 
     def _training_data(
         self, completed: list[Observation], failed: list[Observation]
@@ -630,11 +734,15 @@ class Planner:
             "suggest_calls": self._calls,
             "hyperparameters": self._hyper,
             "fits": self._fits,
+            "costs": self.costs.state() if self.costs else None,
         }
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> Planner:
-        """Rebuild a planner from :meth:`state` data.
+    def from_state(cls, state: Mapping[str, Any], cost: CostFunction | None = None) -> Planner:
+        """Rebuild a planner from :meth:`state` data, with its cost function if it had one.
+
+        Without ``cost`` a cost-aware planner goes on from the cost-function values and
+        measured costs its state holds.
 
         Raises
         ------
@@ -655,13 +763,21 @@ class Planner:
                 n_initial=state["n_initial"],
                 pool=state["pool"],
                 settings=state["settings"],
+                cost=cost,
             )
             for rec in state["observations"]:
                 planner.observations.append(
                     planner._observation(
-                        rec["params"], rec["outcomes"], rec["status"], rec["prior"], "state"
+                        rec["params"],
+                        rec["outcomes"],
+                        rec["status"],
+                        rec["prior"],
+                        "state",
+                        rec.get("cost"),
                     )
                 )
+            if planner.costs is not None and state.get("costs"):
+                planner.costs = CostBook(planner.costs.settings, cost, **state["costs"])
             planner._sobol_drawn = int(state["sobol_drawn"])
             planner._calls = int(state["suggest_calls"])
             planner._hyper = {k: dict(v) for k, v in state["hyperparameters"].items()}
