@@ -311,6 +311,7 @@ BEFORE = {
     "max_zero_shift_deg": 0.0,
     "max_displacement_mm": 0.0,
     "presence_confidence": 0.0,
+    "min_significance": 3.0,
     "reference_uncertainty": 0.0,
     "correlated_residuals": False,
 }

@@ -21,10 +21,12 @@ Method ``xrd.wpf`` (whole-pattern fitting):
    phases with ≥ ``min_shape_fraction`` of the peak area, lattice scale and crystallite
    size. Profiles are rendered in q with one FFT convolution (:mod:`.profiles`).
 5. Evidence: a phase stays only if the fit without it is worse beyond its noise (an
-   F-test at ``presence_confidence``, the misfit scale included) and its crystallite
-   size is not at the lower bound (lines broader than that stand in for a hump or
-   misfit, not for the phase: reported in ``details["at_bound"]`` with the flag
-   ``parameter_at_bound``). Phases not found are looked for again in the residual.
+   F-test at ``presence_confidence``, the misfit scale included, its own shape
+   parameters counted) and its crystallite size is not at the lower bound (lines
+   broader than that stand in for a hump or misfit, not for the phase: reported in
+   ``details["at_bound"]`` with the flag ``parameter_at_bound``). Phases not found are
+   looked for again in the residual. A phase that stays is reported present when its
+   scale factor is also ``min_significance`` σ (its shape marginalised) above zero.
 6. Scale factors become weight fractions with the Hill & Howard convention of the
    references (:mod:`athanor.analysis.references`): ``w_p = c_p / Σ c`` for a fully
    crystalline sample, or, with the instrument's count rate calibrated on the unit
@@ -34,8 +36,8 @@ Method ``xrd.wpf`` (whole-pattern fitting):
 7. Uncertainties, chosen because they hold on independently made patterns (1σ covers
    the truth about 68 % of the time, ``python -m benchmarks analysis``): the fit's
    covariance scaled by its misfit (reduced χ² times the residuals' serial correlation),
-   plus the spread of the fractions when the background correction's knots are half or
-   twice as far apart, plus ``reference_uncertainty`` on each reference's intensity. The
+   plus the spread of the fractions when the background correction's knots are 1.5
+   times as far apart, plus ``reference_uncertainty`` on each reference's intensity. The
    covariance alone covers half as often where a hump or low counts make the
    background uncertain: the background model, not the counting noise, dominates there.
 8. Peaks the fit leaves in the residual, where the model has little intensity, are
@@ -57,6 +59,7 @@ import numpy as np
 from pybaselines import Baseline
 from pydantic import Field
 from scipy.interpolate import BSpline
+from scipy.sparse import csr_array
 from scipy.stats import f as f_distribution
 
 from athanor.analysis.outcomes import AnalysisError, AnalysisResult, Quantity
@@ -120,9 +123,13 @@ class XRDParams(StrictModel):
         description="counts/s·degree of the unit phase's strongest line (absolute fractions)",
     )
     min_fraction: float = Field(0.01, ge=0, le=1, description="smallest fraction reported present")
-    min_significance: float = Field(3.0, ge=0, description="scale factor / its σ to be present")
+    min_significance: float = Field(
+        2.0,
+        ge=0,
+        description="scale factor / its σ (shape marginalised) to be present, beside the F-test",
+    )
     presence_confidence: float = Field(
-        0.999,
+        0.99,
         ge=0,
         lt=1,
         description="F-test level a phase's improvement of the fit must pass (0: no test)",
@@ -135,7 +142,7 @@ class XRDParams(StrictModel):
         description="relative uncertainty of each reference's intensity (structure model)",
     )
     background_alternatives: tuple[Annotated[float, Field(gt=0, le=10)], ...] = Field(
-        (0.5, 2.0),
+        (1.5,),
         description="knot spacings, of background_knot_deg, whose spread of the fractions "
         "is added to their uncertainty (empty: none)",
     )
@@ -275,8 +282,7 @@ def analyse_pattern(
         )
     net = y - background(tth, y, p)
     sigma = _counting_sigma(y)
-    smooth = _background_basis(tth, p.background_knot_deg)
-    linear = LinearPart(smooth, sigma)
+    linear = LinearPart(_background_basis(tth, p.background_knot_deg), sigma)
     names = list(refs.names)
     profiles = [phase_profile(n, tth, refs, p.instrument, p.min_line) for n in names]
     scales = np.array([_locate(refs, n, tth, net, p) for n in names])
@@ -286,7 +292,6 @@ def analyse_pattern(
         tth,
         net,
         sigma,
-        smooth,
         linear,
         profiles,
         Bounds(
@@ -334,7 +339,6 @@ class _Problem:
     two_theta: np.ndarray
     net: np.ndarray
     sigma: np.ndarray
-    smooth: np.ndarray
     linear: LinearPart
     profiles: list[PhaseProfile]
     bounds: Bounds
@@ -370,9 +374,8 @@ def _fit_by_evidence(
             scales[active],
             sizes[active],
             shift,
-            pr.smooth,
+            pr.linear,
             pr.net,
-            pr.sigma,
             pr.two_theta,
             pr.bounds,
             pr.lag,
@@ -464,10 +467,11 @@ def _trial(
     few sizes (as in :func:`_start`), then its scale factor at that shape."""
     scale = _locate(refs, name, problem.two_theta, left, problem.params)
     profile = problem.profiles[i]
+    spectrum = profile.spectrum(scale, *shift)[None]
     sizes = _start_sizes(problem.params)
-    coef, _ = problem.linear.nonnegative([profile.render(scale, s, *shift) for s in sizes], left)
+    coef, _ = problem.linear.nonnegative(list(profile.grid.draw(spectrum, sizes)), left)
     size = float(np.exp(coef @ np.log(sizes) / coef.sum())) if coef.sum() > 0 else 50.0
-    column = profile.render(scale, size, *shift)
+    column = profile.grid.draw(spectrum, [size])[0]
     (c,), chi2 = problem.linear.nonnegative([column], left)
     return _Trial(scale, size, column, float(c), chi2)
 
@@ -559,12 +563,21 @@ def _alternative_backgrounds(problem: _Problem) -> list[LinearPart]:
     ]
 
 
-def _background_basis(two_theta: np.ndarray, knot_deg: float) -> np.ndarray:
-    """Cubic B-splines with knots every ~``knot_deg``: the background correction's basis."""
-    pieces = max(1, round((two_theta[-1] - two_theta[0]) / knot_deg))
-    inner = np.linspace(two_theta[0], two_theta[-1], pieces + 1)
-    knots = np.concatenate([[inner[0]] * 3, inner, [inner[-1]] * 3])
-    return BSpline.design_matrix(two_theta, knots, 3).toarray()
+def _background_basis(two_theta: np.ndarray, knot_deg: float) -> csr_array:
+    """Cubic B-splines with knots every ~``knot_deg``: the background correction's basis
+    (sparse), reused across patterns measured on the same grid."""
+    key = (two_theta.size, hash(two_theta.tobytes()), knot_deg)
+    if key not in _BASES:
+        if len(_BASES) >= 16:
+            _BASES.clear()
+        pieces = max(1, round((two_theta[-1] - two_theta[0]) / knot_deg))
+        inner = np.linspace(two_theta[0], two_theta[-1], pieces + 1)
+        knots = np.concatenate([[inner[0]] * 3, inner, [inner[-1]] * 3])
+        _BASES[key] = csr_array(BSpline.design_matrix(two_theta, knots, 3))
+    return _BASES[key]
+
+
+_BASES: dict[tuple, csr_array] = {}
 
 
 def _start(problem: _Problem, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -577,10 +590,7 @@ def _start(problem: _Problem, scales: np.ndarray) -> tuple[np.ndarray, np.ndarra
     linear, net = problem.linear, problem.net
     sizes = _start_sizes(problem.params)
     profiles = problem.profiles
-    by_phase = [
-        [pr.render(s, size) for size in sizes] for pr, s in zip(profiles, scales, strict=True)
-    ]
-    columns = [col for cols in by_phase for col in cols]
+    columns = [col for pr, s in zip(profiles, scales, strict=True) for col in pr.render(s, sizes)]
     groups = [list(range(i * sizes.size, (i + 1) * sizes.size)) for i in range(len(profiles))]
     coef_flat, chi2, without = linear.without(columns, net, groups)
     b0 = linear.coefficients((net - np.column_stack(columns) @ coef_flat) / linear.sigma)

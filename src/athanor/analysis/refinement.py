@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import nnls
+from scipy.sparse import csr_array
 
 from athanor.analysis.profiles import PhaseProfile
 
@@ -60,46 +61,38 @@ def refine(
     s0: np.ndarray,
     size0: np.ndarray,
     shift0: np.ndarray,
-    smooth: np.ndarray,
+    linear: LinearPart,
     net: np.ndarray,
-    sigma: np.ndarray,
     two_theta: np.ndarray,
     bounds: Bounds,
     correlation_lag: int,
 ) -> Fit:
     """Poisson-weighted bounded least squares of the pattern (module docstring).
 
-    Profile derivatives by size come from differences of renders; by lattice scale and
-    the global shifts, from the slope of the rendered profile, which they move.
-    ``correlation_lag`` (points) is how far misfit residuals are taken to be correlated.
+    The background correction's basis and weights are ``linear``'s. Profile derivatives
+    by size come from differences of renders; by lattice scale and the global shifts,
+    from the slope of the rendered profile, which they move. ``correlation_lag``
+    (points) is how far misfit residuals are taken to be correlated.
     """
-    n, m = len(profiles), smooth.shape[1]
+    n, m = len(profiles), linear.basis.shape[1]
     lo_s, hi_s = 1 - bounds.lattice, 1 + bounds.lattice
     lo_l, hi_l = np.log(bounds.size_nm[0]), np.log(bounds.size_nm[1])
     shift_hi = np.array([bounds.zero_deg, bounds.cos_shift_deg])
     free_shift = np.flatnonzero(shift_hi > 0)
     scale, log_size = np.clip(s0, lo_s, hi_s), np.clip(np.log(size0), lo_l, hi_l)
     shift = np.clip(shift0, -shift_hi, shift_hi)
-    areas = c0 * np.array(
-        [
-            pr.render(s, L, *shift).sum()
-            for pr, s, L in zip(profiles, scale, np.exp(log_size), strict=True)
-        ]
-    )
-    shaped = np.flatnonzero(areas >= bounds.min_shape_fraction * max(areas.sum(), 1e-300))
-    k, h = shaped.size, free_shift.size
-    weighted_smooth = smooth / sigma[:, None]
+    sigma = linear.sigma
     cos_theta = np.cos(np.radians(two_theta) / 2)
     tan_theta = np.tan(np.radians(two_theta) / 2)
-    cache: dict[tuple[int, float, float, float, float], np.ndarray] = {}
-
-    def column(i: int, s: float, g: float, z: float, d: float) -> np.ndarray:
-        key = (i, s, g, z, d)
-        if key not in cache:
-            if len(cache) > 8 * n:
-                cache.clear()
-            cache[key] = profiles[i].render(s, float(np.exp(g)), z, d)
-        return cache[key]
+    draw = _Renderer(profiles, net.size)
+    if bounds.min_shape_fraction > 0:
+        areas = c0 * draw.columns(scale, log_size, shift).sum(axis=1)
+        shaped = np.flatnonzero(areas >= bounds.min_shape_fraction * max(areas.sum(), 1e-300))
+    else:
+        shaped = np.arange(n)
+    k, h = shaped.size, free_shift.size
+    background = np.arange(n, n + m)
+    others = np.setdiff1d(np.arange(n + m + h + 2 * k), background)
 
     def unpack(x: np.ndarray):
         s, g, t = scale.copy(), log_size.copy(), shift.copy()
@@ -109,53 +102,52 @@ def refine(
 
     def peaks(x: np.ndarray) -> np.ndarray:
         c, _, s, g, t = unpack(x)
-        return sum((c[i] * column(i, s[i], g[i], *t) for i in range(n)), np.zeros(net.size))
+        return c @ draw.columns(s, g, t)
 
     restrained = 0 in free_shift.tolist()  # the zero offset, when refined, is its first
 
     def residual(x: np.ndarray) -> np.ndarray:
-        r = (peaks(x) + smooth @ x[n : n + m] - net) / sigma
+        r = (peaks(x) - net) / sigma + linear.basis @ x[n : n + m]
         return np.append(r, x[n + m] / bounds.zero_sd_deg) if restrained else r
 
-    size_derivatives: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def shape_derivatives(
-        i: int, s: float, g: float, t: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """d profile / d lattice scale and / d ln size.
-
-        A lattice scaled by ``s`` moves every line by d2θ/ds = −2 tan θ / s (radians) and
-        scales its intensity by s⁻³, which the profile's slope gives without a render; the
-        size derivative is a difference of renders, reused while the shape barely moves.
-        """
-        base = column(i, s, g, *t)
-        d_s = (np.degrees(2 * tan_theta) * np.gradient(base, two_theta) - 3 * base) / s
-        known = size_derivatives.get(i)
-        here = np.array([s, g, *t])
-        if known is None or np.any(np.abs(known[0] - here) > [1e-4, 0.02, 2e-3, 2e-3]):
-            dg = 1e-3 if g + 1e-3 <= hi_l else -1e-3
-            known = (here, (column(i, s, g + dg, *t) - base) / dg)
-            size_derivatives[i] = known
-        return d_s, known[1]
-
     def jacobian(x: np.ndarray) -> np.ndarray:
+        """The Jacobian's columns other than the background's (which is ``linear.basis``)."""
         c, _, s, g, t = unpack(x)
-        jac = np.zeros((net.size + restrained, n + m + h + 2 * k))
+        columns = draw.columns(s, g, t)
+        jac = np.zeros((net.size + restrained, others.size))
         if restrained:
-            jac[-1, n + m] = 1 / bounds.zero_sd_deg
-        jac[: net.size, n : n + m] = weighted_smooth
-        for i in range(n):
-            jac[: net.size, i] = column(i, s[i], g[i], *t) / sigma
+            jac[-1, n] = 1 / bounds.zero_sd_deg
+        jac[: net.size, :n] = (columns / sigma).T
         if h:
-            slope = -np.gradient(peaks(x), two_theta) / sigma  # d model / d zero
+            slope = -np.gradient(c @ columns, two_theta) / sigma  # d model / d zero
             by_shift = [slope, slope * cos_theta]
             for j, which in enumerate(free_shift.tolist()):
-                jac[: net.size, n + m + j] = by_shift[which]
-        for j, phase in enumerate(shaped.tolist()):
-            d_s, d_g = shape_derivatives(phase, s[phase], g[phase], t)
-            jac[: net.size, n + m + h + j] = c[phase] * d_s / sigma
-            jac[: net.size, n + m + h + k + j] = c[phase] * d_g / sigma
+                jac[: net.size, n + j] = by_shift[which]
+        if k:
+            # a lattice scaled by s moves every line by d2θ/ds = −2 tan θ / s (radians)
+            # and scales its intensity by s⁻³, which the profile's slope gives
+            base = columns[shaped]
+            d_s = np.degrees(2 * tan_theta) * np.gradient(base, two_theta, axis=1) - 3 * base
+            d_s /= s[shaped, None]
+            d_g = draw.size_derivatives(shaped, s, g, t, hi_l)
+            weight = c[shaped, None] / sigma
+            jac[: net.size, n + h : n + h + k] = (weight * d_s).T
+            jac[: net.size, n + h + k :] = (weight * d_g).T
         return jac
+
+    def normal(x: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """JᵀJ and Jᵀr, the background's blocks from its sparse basis."""
+        jac = jacobian(x)
+        cross = (linear.basis_t @ jac[: net.size]).T
+        hessian = np.empty((x.size, x.size))
+        hessian[np.ix_(others, others)] = jac.T @ jac
+        hessian[np.ix_(others, background)] = cross
+        hessian[np.ix_(background, others)] = cross.T
+        hessian[np.ix_(background, background)] = linear.gram_matrix
+        gradient = np.empty(x.size)
+        gradient[others] = jac.T @ r
+        gradient[background] = linear.basis_t @ r[: net.size]
+        return hessian, gradient
 
     x = np.concatenate([c0, b0, shift[free_shift], scale[shaped], log_size[shaped]])
     lower = np.concatenate(
@@ -171,17 +163,17 @@ def refine(
         [np.full(n + m, np.inf), shift_hi[free_shift], np.full(k, hi_s), np.full(k, hi_l)]
     )
     if n:
-        x = levenberg_marquardt(residual, jacobian, x, lower, upper)
+        x = levenberg_marquardt(residual, normal, x, lower, upper)
     c, b, s, g, t = unpack(x)
-    columns = [column(i, s[i], g[i], *t) for i in range(n)]
-    model, correction = peaks(x), smooth @ b
-    r = (model + correction - net) / sigma
-    chi2 = float(r @ r)
+    columns = draw.columns(s, g, t)
+    model, correction = c @ columns, sigma * (linear.basis @ b)
+    r = residual(x)
+    chi2 = float(r[: net.size] @ r[: net.size])
     dof = max(net.size - x.size, 1)
-    misfit = misfit_scale(r, chi2 / dof, correlation_lag)
-    jac = jacobian(x)
-    norm = 1.0 / np.maximum(np.linalg.norm(jac, axis=0), 1e-150)
-    inverse = np.linalg.pinv((jac * norm).T @ (jac * norm)) * np.outer(norm, norm) * misfit
+    misfit = misfit_scale(r[: net.size], chi2 / dof, correlation_lag)
+    hessian, _ = normal(x, r)
+    norm = 1.0 / np.sqrt(np.maximum(np.diag(hessian), 1e-300))
+    inverse = np.linalg.pinv(hessian * np.outer(norm, norm)) * np.outer(norm, norm) * misfit
     diag = np.maximum(np.diag(inverse), 0.0)
     variance = np.zeros((3, n))
     variance[0] = diag[:n]
@@ -214,7 +206,7 @@ def refine(
         variance=variance,
         shift_sd=shift_sd,
         model=model,
-        columns=columns,
+        columns=list(columns),
         correction=correction,
         background_coef=b,
         chi2=chi2,
@@ -223,6 +215,65 @@ def refine(
         at_bound=at_bound,
         shift_at_bound=shift_at_bound,
     )
+
+
+class _Renderer:
+    """The phases' profiles at the shapes a fit asks for, drawn together and kept while
+    it comes back to them; a size step reuses the lines' transform at that shape."""
+
+    def __init__(self, profiles: list[PhaseProfile], points: int) -> None:
+        self.profiles, self.points = profiles, points
+        self._columns: dict[tuple[int, float, float, float, float], np.ndarray] = {}
+        self._spectra: dict[tuple[int, float, float, float], np.ndarray] = {}
+        self._size_steps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _draw(self, keys: list[tuple[int, float, float, float, float]]) -> list[np.ndarray]:
+        """Profiles at (phase, lattice scale, ln size, zero, cos shift)."""
+        if len(self._columns) > 8 * len(self.profiles):
+            self._columns.clear()
+            self._spectra.clear()
+        missing = [key for key in dict.fromkeys(keys) if key not in self._columns]
+        if missing:
+            spectra = []
+            for i, s, _, z, d in missing:
+                if (i, s, z, d) not in self._spectra:
+                    self._spectra[i, s, z, d] = self.profiles[i].spectrum(s, z, d)
+                spectra.append(self._spectra[i, s, z, d])
+            grid = self.profiles[0].grid
+            drawn = grid.draw(np.stack(spectra), [float(np.exp(key[2])) for key in missing])
+            self._columns.update(zip(missing, drawn, strict=True))
+        return [self._columns[key] for key in keys]
+
+    def columns(self, s: np.ndarray, g: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Every phase's profile (one row each) at lattice scales ``s``, ln sizes ``g``
+        and the pattern's shift ``t``."""
+        z, d = float(t[0]), float(t[1])
+        keys = [(i, float(s[i]), float(g[i]), z, d) for i in range(len(self.profiles))]
+        return np.array(self._draw(keys)).reshape(len(keys), self.points)
+
+    def size_derivatives(
+        self, phases: np.ndarray, s: np.ndarray, g: np.ndarray, t: np.ndarray, hi_l: float
+    ) -> np.ndarray:
+        """d profile / d ln size of ``phases``: a difference of renders, reused while the
+        shape barely moves."""
+        z, d = float(t[0]), float(t[1])
+        stale = []
+        for i in phases.tolist():
+            known = self._size_steps.get(i)
+            here = np.array([s[i], g[i], z, d])
+            if known is None or np.any(np.abs(known[0] - here) > [1e-4, 0.02, 2e-3, 2e-3]):
+                stale.append((i, here))
+        if stale:
+            keys = [(i, float(s[i]), float(g[i]), z, d) for i, _ in stale]
+            steps = [1e-3 if key[2] + 1e-3 <= hi_l else -1e-3 for key in keys]
+            moved = [
+                (i, sv, gv + dg, zv, dv)
+                for (i, sv, gv, zv, dv), dg in zip(keys, steps, strict=True)
+            ]
+            drawn = self._draw(keys + moved)
+            for j, ((i, here), dg) in enumerate(zip(stale, steps, strict=True)):
+                self._size_steps[i] = (here, (drawn[len(keys) + j] - drawn[j]) / dg)
+        return np.array([self._size_steps[i][1] for i in phases.tolist()])
 
 
 def misfit_scale(weighted_residual: np.ndarray, chi2_reduced: float, lag: int) -> float:
@@ -249,14 +300,17 @@ class LinearPart:
     pattern.
     """
 
-    def __init__(self, smooth: np.ndarray, sigma: np.ndarray) -> None:
-        self.basis = smooth / sigma[:, None]
-        self.gram = cho_factor(self.basis.T @ self.basis)
+    def __init__(self, smooth: csr_array, sigma: np.ndarray) -> None:
+        weights = np.repeat(1 / sigma, np.diff(smooth.indptr))
+        self.basis = csr_array((smooth.data * weights, smooth.indices, smooth.indptr), smooth.shape)
+        self.basis_t = csr_array(self.basis.T)
+        self.gram_matrix = (self.basis_t @ self.basis).toarray()
+        self.gram = cho_factor(self.gram_matrix)
         self.sigma = sigma
 
     def coefficients(self, weighted: np.ndarray) -> np.ndarray:
         """Least-squares coefficients of the weighted basis for ``weighted`` values."""
-        return cho_solve(self.gram, self.basis.T @ weighted)
+        return cho_solve(self.gram, self.basis_t @ weighted, check_finite=False)
 
     def residual_part(self, values: np.ndarray) -> np.ndarray:
         """Weighted ``values`` (one column each) less what the background basis explains."""
@@ -265,26 +319,28 @@ class LinearPart:
 
     def nonnegative(self, columns: list[np.ndarray], net: np.ndarray) -> tuple[np.ndarray, float]:
         """Scale factors (≥ 0) of ``columns`` fitted to ``net``, and the fit's χ²."""
-        target = self.residual_part(net)
         if not columns:
+            target = self.residual_part(net)
             return np.zeros(0), float(target @ target)
-        coef, norm = nnls(self.residual_part(np.column_stack(columns)), target)
-        return coef, float(norm**2)
+        coef, chi2, _ = self.without(columns, net, [])
+        return coef, chi2
 
     def without(
         self, columns: list[np.ndarray], net: np.ndarray, groups: list[list[int]]
     ) -> tuple[np.ndarray, float, np.ndarray]:
         """:meth:`nonnegative` of all ``columns``, and the χ² with each group of them left
-        out in turn (the columns projected once)."""
-        target = self.residual_part(net)
-        projected = self.residual_part(np.column_stack(columns))
-        coef, norm = nnls(projected, target)
+        out in turn (the columns projected once, the fits made on a factor of their Gram
+        matrix: as many rows as columns)."""
+        r, reduced, beyond = _reduced(
+            self.residual_part(np.column_stack(columns)), self.residual_part(net)
+        )
+        coef, norm = nnls(r, reduced)
         left_out = np.empty(len(groups))
         for k, group in enumerate(groups):
             keep = np.setdiff1d(np.arange(len(columns)), group)
-            rest = nnls(projected[:, keep], target)[1] if keep.size else np.linalg.norm(target)
-            left_out[k] = rest**2
-        return coef, float(norm**2), left_out
+            rest = nnls(r[:, keep], reduced)[1] if keep.size else np.linalg.norm(reduced)
+            left_out[k] = rest**2 + beyond
+        return coef, float(norm**2) + beyond, left_out
 
     def sd_at_zero(self, candidate: np.ndarray, others: list[np.ndarray], misfit: float) -> float:
         """σ of a profile's scale factor were it added at zero beside ``others`` (all free):
@@ -297,9 +353,19 @@ class LinearPart:
         return float(np.sqrt(misfit / information)) if information > 0 else float("inf")
 
 
+def _reduced(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``R``, ``z`` and ``rest`` with ``|a c − t|² = |R c − z|² + rest`` for every ``c``,
+    ``R`` having a row per independent column of ``a`` (from the eigenvectors of ``aᵀa``)."""
+    w, v = np.linalg.eigh(a.T @ a)
+    ok = w > 1e-12 * max(float(w.max()), 1e-300)
+    root = np.sqrt(w[ok])
+    z = v[:, ok].T @ (a.T @ t) / root
+    return root[:, None] * v[:, ok].T, z, max(float(t @ t - z @ z), 0.0)
+
+
 def levenberg_marquardt(
     residual: Callable[[np.ndarray], np.ndarray],
-    jacobian: Callable[[np.ndarray], np.ndarray],
+    normal: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     x: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray,
@@ -308,21 +374,26 @@ def levenberg_marquardt(
 ) -> np.ndarray:
     """Bounded Levenberg-Marquardt (Marquardt's diagonal scaling, steps clipped to bounds).
 
-    Few parameters and many points: the normal equations are tiny, so this is much
-    cheaper per step than a general trust-region solver.
+    Few parameters and many points: the normal equations (``normal(x, r)`` gives JᵀJ
+    and Jᵀr) are tiny, so this is much cheaper per step than a general trust-region
+    solver. It stops when a step gains less than ``ftol`` of the cost, or when the
+    linearised model, bounds aside, promises less than that (no renders spent on steps
+    that could not gain more).
     """
     r = residual(x)
     cost = float(r @ r)
     damping = 1e-3
     for _ in range(max_iter):
-        jac = jacobian(x)
-        gradient, hessian = jac.T @ r, jac.T @ jac
+        hessian, gradient = normal(x, r)
         scale = np.maximum(np.diag(hessian), 1e-300)
         while True:
             try:
                 step = np.linalg.solve(hessian + damping * np.diag(scale), -gradient)
             except np.linalg.LinAlgError:
                 step = np.zeros_like(x)
+            promised = -float(2 * gradient @ step + step @ hessian @ step)
+            if promised < ftol * cost:
+                return x
             trial = np.clip(x + step, lower, upper)
             r_trial = residual(trial)
             trial_cost = float(r_trial @ r_trial)
