@@ -101,9 +101,7 @@ class CampaignConfig(SourcedModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     description: str = ""
-    lab: str = Field(
-        pattern=r"\.ya?ml$", description="lab config YAML, relative to this file"
-    )
+    lab: str = Field(pattern=r"\.ya?ml$", description="lab config YAML, relative to this file")
     protocol: str = Field(description="plan name, or 'package.module:function'")
     protocol_args: dict[str, Any] = Field(default_factory=dict)
     search_space: SearchSpace
