@@ -273,6 +273,7 @@ class Furnace(Device):
         while not cancel.is_set():
             try:
                 reading = self.driver.read()  # raises on sensor break and over-range
+                arrived = done(reading)  # may read the controller too (program state)
             except (InstrumentTimeout, ConnectionLost):
                 lost.append(self.clock.now())
                 if len(lost) >= LOST_READINGS and lost[-1] - lost[0] >= self.lost_contact:
@@ -280,7 +281,7 @@ class Furnace(Device):
                 self.clock.sleep(self.poll)
                 continue
             lost.clear()
-            if done(reading):
+            if arrived:
                 return
             if deadline.expired:
                 raise InstrumentTimeout(
