@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from campaign_files import write_campaign
+from test_planner import FAST, MAXIMIZE_F, SQUARE
 
 from athanor.campaign.costs import cost_planning
 from athanor.config import load_campaign
@@ -12,16 +14,6 @@ from athanor.config_files import ConfigError
 from athanor.lab_config import load_lab
 from athanor.planner import Planner, PlannerError
 from athanor.planner.cost import cooling
-from tests.campaign_files import write_campaign
-
-FAST = {"raw_samples": 64, "num_restarts": 2, "maxiter": 30, "mc_samples": 32}
-SQUARE = {
-    "parameters": [
-        {"name": "x", "type": "continuous", "low": 0, "high": 1},
-        {"name": "y", "type": "continuous", "low": 0, "high": 1},
-    ]
-}
-MAXIMIZE_F = [{"name": "f", "goal": "maximize"}]
 
 
 def only_y(p: dict) -> float:
